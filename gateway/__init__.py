@@ -1,0 +1,1 @@
+"""The gateway: the only public entry, routing by path to the services."""

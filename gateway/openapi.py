@@ -1,0 +1,73 @@
+"""One OpenAPI document for the public API, merged from the services' own.
+
+Each service documents its endpoints; the gateway publishes those it routes
+(and its own), so ``/docs`` on the gateway is the whole public API and stays
+true as services change. An upstream that is down is left out until it
+answers again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import httpx
+
+from gateway.proxy import Upstream
+from gateway.routes import match
+
+__all__ = ["OpenApiMerger"]
+
+log = logging.getLogger(__name__)
+
+
+class OpenApiMerger:
+    def __init__(
+        self, client: httpx.AsyncClient, upstreams: dict[str, Upstream], ttl_seconds: float = 30.0
+    ) -> None:
+        self.client = client
+        self.upstreams = upstreams
+        self.ttl = ttl_seconds
+        self._cached: dict[str, Any] | None = None
+        self._at = 0.0
+
+    async def document(self, own: dict[str, Any]) -> dict[str, Any]:
+        """The merged document (``own`` is the gateway's), cached for ``ttl`` seconds."""
+        if self._cached is not None and time.monotonic() - self._at < self.ttl:
+            return self._cached
+        docs = await asyncio.gather(*(self._fetch(u) for u in self.upstreams.values()))
+        merged = {**own, "paths": dict(own.get("paths", {}))}
+        schemas = dict(own.get("components", {}).get("schemas", {}))
+        complete = True
+        for upstream, doc in zip(self.upstreams.values(), docs, strict=True):
+            if doc is None:
+                complete = False
+                continue
+            for path, item in doc.get("paths", {}).items():
+                if match(_example(path)) == upstream.name:
+                    merged["paths"][path] = item
+            schemas.update(doc.get("components", {}).get("schemas", {}))
+        merged["components"] = {**own.get("components", {}), "schemas": schemas}
+        if complete:
+            self._cached, self._at = merged, time.monotonic()
+        return merged
+
+    async def _fetch(self, upstream: Upstream) -> dict[str, Any] | None:
+        try:
+            response = await self.client.get(f"{upstream.base_url}/openapi.json", timeout=2.0)
+            response.raise_for_status()
+            doc: dict[str, Any] = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            log.warning(
+                "openapi of upstream unavailable",
+                extra={"upstream": upstream.name, "error": repr(exc)},
+            )
+            return None
+        return doc
+
+
+def _example(template: str) -> str:
+    """A concrete path for a template, to ask the route table who serves it."""
+    return template.replace("{", "").replace("}", "")

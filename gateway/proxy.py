@@ -1,0 +1,162 @@
+"""Forwarding one request to an upstream service and streaming the answer back.
+
+The client is httpx's API over aiohttp's transport (``httpx-aiohttp``):
+httpx's own transport forwards at a tenth of the speed on this path (see
+../shared/PERFORMANCE.md and docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import httpx
+from httpx_aiohttp import AiohttpTransport
+from starlette.types import Receive, Scope, Send
+
+from gateway.config import GatewaySettings
+from services.chassis.context import REQUEST_ID_HEADER, request_id_var
+from services.chassis.errors import problem_body
+from services.chassis.http import read_body
+
+__all__ = ["Upstream", "UpstreamProxy", "create_client"]
+
+log = logging.getLogger(__name__)
+
+# Hop-by-hop headers (RFC 9110 7.6.1) belong to one connection, never forwarded.
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+# Set by the gateway from what it saw; a client's own values are discarded,
+# so a service can trust them (issue: trusted proxies for an edge in front).
+FORWARDING = frozenset(
+    {
+        b"host",
+        b"x-forwarded-for",
+        b"x-forwarded-host",
+        b"x-forwarded-proto",
+        b"x-real-ip",
+        REQUEST_ID_HEADER.encode(),
+        b"content-length",
+    }
+)
+# Added again by this process's own server and middleware.
+_RESPONSE_DROP = HOP_BY_HOP | {b"date", b"server", REQUEST_ID_HEADER.encode()}
+_NO_BODY = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    name: str
+    base_url: str
+
+
+def create_client(settings: GatewaySettings) -> httpx.AsyncClient:
+    limits = httpx.Limits(
+        max_connections=settings.upstream_max_connections,
+        max_keepalive_connections=settings.upstream_max_connections,
+    )
+    timeout = httpx.Timeout(
+        settings.upstream_timeout_seconds,
+        connect=settings.upstream_connect_timeout_seconds,
+        pool=settings.upstream_connect_timeout_seconds,
+    )
+    return httpx.AsyncClient(
+        transport=AiohttpTransport(limits=limits),
+        timeout=timeout,
+        trust_env=False,  # never route service-to-service traffic through an env proxy
+    )
+
+
+class UpstreamProxy:
+    def __init__(self, client: httpx.AsyncClient, max_body_bytes: int) -> None:
+        self.client = client
+        self.max_body_bytes = max_body_bytes
+
+    async def forward(self, upstream: Upstream, scope: Scope, receive: Receive, send: Send) -> None:
+        method: str = scope["method"]
+        body = b""
+        if method not in _NO_BODY:
+            read = await read_body(receive, self.max_body_bytes)
+            if read is None:
+                detail = f"The body must be at most {self.max_body_bytes} bytes."
+                await _problem(send, 413, "payload_too_large", "Payload too large", detail)
+                return
+            body = read
+        path = scope.get("raw_path") or scope["path"].encode()
+        query = scope["query_string"]
+        url = (
+            upstream.base_url
+            + path.decode("latin-1")
+            + ("?" + query.decode("latin-1") if query else "")
+        )
+        request = self.client.build_request(
+            method, url, headers=_forwarded_headers(scope), content=body or None
+        )
+        try:
+            response = await self.client.send(request, stream=True)
+        except httpx.TimeoutException:
+            log.warning("upstream timed out", extra={"upstream": upstream.name})
+            detail = f"The {upstream.name} service did not answer in time."
+            await _problem(send, 504, "upstream_timeout", "Upstream timeout", detail)
+            return
+        except httpx.TransportError as exc:
+            log.warning(
+                "upstream unreachable", extra={"upstream": upstream.name, "error": repr(exc)}
+            )
+            detail = f"The {upstream.name} service is unavailable."
+            await _problem(
+                send, 503, "upstream_unavailable", "Upstream unavailable", detail, retry_after=1
+            )
+            return
+        try:
+            headers = [
+                (k.lower(), v) for k, v in response.headers.raw if k.lower() not in _RESPONSE_DROP
+            ]
+            await send(
+                {"type": "http.response.start", "status": response.status_code, "headers": headers}
+            )
+            async for chunk in response.aiter_raw():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            await response.aclose()
+
+
+def _forwarded_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
+    headers = [(k, v) for k, v in scope["headers"] if k not in HOP_BY_HOP and k not in FORWARDING]
+    client = scope.get("client")
+    client_ip = client[0].encode() if client else b""
+    host = next((v for k, v in scope["headers"] if k == b"host"), b"")
+    headers += [
+        (b"x-forwarded-for", client_ip),
+        (b"x-real-ip", client_ip),
+        (b"x-forwarded-proto", scope.get("scheme", "http").encode()),
+        (b"x-forwarded-host", host),
+        (REQUEST_ID_HEADER.encode(), (request_id_var.get() or "").encode()),
+    ]
+    return headers
+
+
+async def _problem(
+    send: Send, status: int, code: str, title: str, detail: str, *, retry_after: int | None = None
+) -> None:
+    body = problem_body(status, code, title, detail)
+    headers = [
+        (b"content-type", b"application/problem+json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if retry_after is not None:
+        headers.append((b"retry-after", str(retry_after).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

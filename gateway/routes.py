@@ -1,0 +1,60 @@
+"""The route table: which upstream serves which public path.
+
+This is the one place a new service is exposed. Entries are matched in
+order, so a more specific prefix goes before a shorter one (later:
+``/api/v1/links/{code}/stats`` to analytics before ``/api/v1/links`` to
+link). A single path segment that looks like a code is a redirect.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+__all__ = ["GATEWAY_PATHS", "ROUTES", "Route", "match"]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Paths under ``prefix`` (matching ``pattern`` if given) go to ``upstream``."""
+
+    prefix: str
+    upstream: str
+    pattern: re.Pattern[str] | None = None
+
+    def matches(self, path: str) -> bool:
+        if self.pattern is not None:
+            return self.pattern.fullmatch(path) is not None
+        return path == self.prefix or path.startswith(self.prefix + "/")
+
+
+# Must agree with services.link.codes.CODE_PATTERN (checked by a test).
+_CODE_PATH = re.compile(r"/[A-Za-z0-9_-]{1,64}")
+
+ROUTES: Final = (
+    Route("/api/v1/links", "link"),
+    Route("/", "link", pattern=_CODE_PATH),
+)
+
+# Served by the gateway itself, never proxied.
+GATEWAY_PATHS: Final = frozenset(
+    {
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+        "/docs",
+        "/docs/oauth2-redirect",
+    }
+)
+
+
+def match(path: str) -> str | None:
+    """The upstream for ``path``, or None when the gateway answers it itself."""
+    if path in GATEWAY_PATHS:
+        return None
+    for route in ROUTES:
+        if route.matches(path):
+            return route.upstream
+    return None

@@ -1,0 +1,115 @@
+"""What /proc says about processes, including ones this Python process did not start.
+
+``down`` and ``status`` run in another terminal than the ``up`` that started the
+stack, so they hold no ``Popen``: they find processes by the PIDs recorded in
+``.devstack/pids/`` and check, through /proc, that each PID still runs the command
+that was recorded before signalling it (a PID can be reused after a reboot).
+Linux only, like the rest of the local stack.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+__all__ = ["cmdline", "descendants", "rss_bytes", "running", "signal_group", "stack_rss_bytes", "terminate"]
+
+_PROC = Path("/proc")
+
+
+def cmdline(pid: int) -> list[str] | None:
+    """The argv of ``pid``, or None when it is gone (or a zombie, whose cmdline is empty)."""
+    try:
+        raw = (_PROC / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return None
+    if not raw:
+        return None
+    # Every argument ends with NUL; strip only the last one so a trailing "" argument survives.
+    return [os.fsdecode(arg) for arg in raw.removesuffix(b"\0").split(b"\0")]
+
+
+def _state_and_parent(pid: int) -> tuple[str, int] | None:
+    try:
+        text = (_PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) is in parentheses and may itself contain spaces and ")".
+    state, ppid = text[text.rindex(")") + 2 :].split()[:2]
+    return state, int(ppid)
+
+
+def running(pid: int) -> bool:
+    """True while ``pid`` exists and has not exited (a zombie has exited, only not yet reaped)."""
+    found = _state_and_parent(pid)
+    return found is not None and found[0] != "Z"
+
+
+def descendants(pids: Iterable[int]) -> set[int]:
+    """``pids`` plus every process below them (Postgres backends, worker processes...)."""
+    children: dict[int, list[int]] = {}
+    for entry in _PROC.iterdir():
+        if entry.name.isdigit() and (found := _state_and_parent(int(entry.name))) is not None:
+            children.setdefault(found[1], []).append(int(entry.name))
+    seen: set[int] = set()
+    todo = list(pids)
+    while todo:
+        pid = todo.pop()
+        if pid not in seen:
+            seen.add(pid)
+            todo.extend(children.get(pid, ()))
+    return seen
+
+
+def rss_bytes(pid: int) -> int:
+    """VmRSS of one process; 0 when it is gone."""
+    try:
+        lines = (_PROC / str(pid) / "status").read_text().splitlines()
+    except OSError:
+        return 0
+    for line in lines:
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024  # reported in kB
+    return 0  # zombies have no VmRSS line
+
+
+def stack_rss_bytes(pids: Iterable[int]) -> int:
+    """Resident memory of ``pids`` and all their descendants, summed.
+
+    An upper bound: pages shared between processes (Postgres shared buffers, which
+    every backend maps) are counted once per process that touched them.
+    """
+    return sum(rss_bytes(pid) for pid in descendants(pids))
+
+
+def signal_group(pgid: int, sig: signal.Signals) -> None:
+    """Signal a whole process group; a group that is already gone is not an error."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
+
+
+def terminate(pid: int, sig: signal.Signals, timeout: float, *, group: bool) -> bool:
+    """Stop a process we hold no ``Popen`` for: ``sig``, then SIGKILL after ``timeout``.
+
+    With ``group`` the SIGKILL goes to the process group the process leads (every
+    devstack child leads one), so nothing it started outlives it. Returns True when
+    it stopped before the deadline.
+    """
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+    if group:
+        signal_group(pid, signal.SIGCONT)  # a paused process would never act on sig
+    deadline = time.monotonic() + timeout
+    while running(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    polite = not running(pid)
+    if group:
+        signal_group(pid, signal.SIGKILL)
+    elif not polite:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return polite

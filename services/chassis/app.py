@@ -1,0 +1,50 @@
+"""The common shape of every FastAPI process."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+
+from fastapi import FastAPI
+
+from services.chassis.config import ServiceSettings
+from services.chassis.errors import install_error_handlers
+from services.chassis.health import health_router
+from services.chassis.http import BodySizeLimitMiddleware, RequestContextMiddleware
+from services.chassis.metrics import metrics_router
+
+__all__ = ["build_app"]
+
+
+def build_app(
+    settings: ServiceSettings,
+    *,
+    title: str,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
+    version: str = "1.0.0",
+    description: str = "",
+    edge_middleware: bool = True,
+    docs: bool = True,
+) -> FastAPI:
+    """A FastAPI app with health, metrics, problem errors, request ids and body limits.
+
+    ``edge_middleware=False`` leaves request ids and body limits to a caller
+    that wraps the app in them itself (the gateway, whose proxied requests
+    never enter FastAPI); ``docs=False`` leaves the OpenAPI routes to it too.
+    """
+    app = FastAPI(
+        title=title,
+        version=version,
+        description=description,
+        lifespan=lifespan,
+        openapi_url="/openapi.json" if docs else None,
+        docs_url="/docs" if docs else None,
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+    app.include_router(health_router())
+    app.include_router(metrics_router())
+    if edge_middleware:
+        app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+        app.add_middleware(RequestContextMiddleware, access_log_enabled=settings.access_log)
+    return app

@@ -1,0 +1,56 @@
+"""Settings shared by every process, read from the environment.
+
+Each service subclasses the mixins it needs and sets its own ``env_prefix``
+(``LINK_``, ``GATEWAY_``...), so one variable name means one thing in the
+local stack, in compose and in Kubernetes.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["DatabaseSettings", "KafkaSettings", "RedisSettings", "ServiceSettings"]
+
+
+class ServiceSettings(BaseSettings):
+    """What every HTTP process has: where it listens and how it behaves."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    log_level: str = "INFO"
+    # One JSON line per request. It costs a measurable share of a redirect
+    # (docs/performance.md), so it can be switched off where logs are sampled
+    # elsewhere.
+    access_log: bool = True
+    max_body_bytes: int = Field(64 * 1024, ge=1024)
+    # Bound on finishing in-flight requests and flushing buffers at SIGTERM.
+    shutdown_timeout_seconds: float = Field(10.0, gt=0)
+
+
+class DatabaseSettings(BaseSettings):
+    """A service's own Postgres database."""
+
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    db_pool_size: int = Field(10, ge=1)
+    db_max_overflow: int = Field(10, ge=0)
+    db_statement_timeout_ms: int = Field(5000, ge=1)
+
+
+class RedisSettings(BaseSettings):
+    """A Redis used as a cache: losing it must cost speed, never correctness."""
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_timeout_seconds: float = Field(0.25, gt=0)
+
+
+class KafkaSettings(BaseSettings):
+    """A Kafka-protocol broker for events."""
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    # Idempotent producers need a broker that supports them: on for real
+    # Kafka (compose, Kubernetes), off for the local tansu broker.
+    kafka_enable_idempotence: bool = True
+    kafka_request_timeout_ms: int = Field(5000, ge=100)

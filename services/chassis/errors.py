@@ -1,0 +1,162 @@
+"""Errors that carry their HTTP meaning, and the one place that renders them.
+
+Domain code raises these; it never builds an HTTP response. Every error body
+is an RFC 9457 problem document with a stable machine-readable ``code``::
+
+    DomainError              400 bad_request
+    ├── NotFoundError        404 not_found
+    ├── ConflictError        409 conflict
+    ├── GoneError            410 gone
+    ├── PayloadTooLarge      413 payload_too_large
+    └── UnavailableError     503 unavailable
+
+Services subclass these with their own ``code`` (``alias_taken``...).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from services.chassis.context import request_id_var
+
+__all__ = [
+    "PROBLEM_JSON",
+    "ConflictError",
+    "DomainError",
+    "GoneError",
+    "NotFoundError",
+    "PayloadTooLarge",
+    "UnavailableError",
+    "install_error_handlers",
+    "problem_body",
+    "problem_response",
+]
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger(__name__)
+
+
+class DomainError(Exception):
+    """A rule of the domain was broken; the subclass says which and how loudly."""
+
+    status_code: ClassVar[int] = 400
+    code: ClassVar[str] = "bad_request"
+    title: ClassVar[str] = "Bad request"
+
+    def __init__(self, detail: str, *, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = dict(headers or {})
+
+
+class NotFoundError(DomainError):
+    status_code = 404
+    code = "not_found"
+    title = "Not found"
+
+
+class ConflictError(DomainError):
+    status_code = 409
+    code = "conflict"
+    title = "Conflict"
+
+
+class GoneError(DomainError):
+    status_code = 410
+    code = "gone"
+    title = "Gone"
+
+
+class PayloadTooLarge(DomainError):
+    status_code = 413
+    code = "payload_too_large"
+    title = "Payload too large"
+
+
+class UnavailableError(DomainError):
+    status_code = 503
+    code = "unavailable"
+    title = "Service unavailable"
+
+
+def problem_body(status: int, code: str, title: str, detail: str, **extra: Any) -> bytes:
+    """The JSON bytes of a problem document, with the request id for support."""
+    body: dict[str, Any] = {"status": status, "code": code, "title": title, "detail": detail}
+    request_id = request_id_var.get()
+    if request_id is not None:
+        body["request_id"] = request_id
+    body.update(extra)
+    return orjson.dumps(body)
+
+
+def problem_response(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    """A problem document as a response."""
+    return Response(
+        problem_body(status, code, title, detail, **extra),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+async def _domain_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DomainError)
+    return problem_response(exc.status_code, exc.code, exc.title, exc.detail, exc.headers)
+
+
+async def _validation_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"loc": list(err.get("loc", ())), "type": err.get("type"), "msg": err.get("msg")}
+        for err in exc.errors()
+    ]
+    if any(err["type"] == "json_invalid" for err in errors):
+        return problem_response(
+            400, "malformed_json", "Malformed JSON", "The body is not valid JSON."
+        )
+    return problem_response(
+        422,
+        "validation_failed",
+        "Validation failed",
+        "The request has invalid fields.",
+        errors=errors,
+    )
+
+
+async def _http_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    codes = {404: "route_not_found", 405: "method_not_allowed"}
+    code = codes.get(exc.status_code, f"http_{exc.status_code}")
+    return problem_response(exc.status_code, code, str(exc.detail), str(exc.detail), exc.headers)
+
+
+async def _unexpected_error(_: Request, exc: Exception) -> Response:
+    # Only bugs and lost dependencies land here; the request id in the body
+    # finds the traceback in the logs.
+    log.error("unhandled error", exc_info=exc)
+    return problem_response(
+        500, "internal_error", "Internal error", "An unexpected error occurred."
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Render every error the app can raise as a problem document."""
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

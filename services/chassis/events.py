@@ -1,0 +1,52 @@
+"""Event contracts between services: topic names and message shapes.
+
+Events are named in the past tense (they happened). Each carries a
+``schema_version``; a consumer accepts the versions it knows and sends the
+rest to the topic's dead-letter topic. The key of a click is the link code,
+so every click of one link lands on one partition, in order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+import orjson
+
+__all__ = [
+    "CLICKS_DLQ_TOPIC",
+    "CLICKS_TOPIC",
+    "LINKS_TOPIC",
+    "TOPICS",
+    "LinkClicked",
+]
+
+CLICKS_TOPIC: Final = "clicks"
+CLICKS_DLQ_TOPIC: Final = "clicks.dlq"
+LINKS_TOPIC: Final = "links"
+# Topic -> partitions, created explicitly at start (local stack, tests, the
+# compose job and the Kubernetes Job all read this table).
+TOPICS: Final = {CLICKS_TOPIC: 6, CLICKS_DLQ_TOPIC: 1, LINKS_TOPIC: 3}
+
+
+@dataclass(frozen=True, slots=True)
+class LinkClicked:
+    """One redirect served. ``event_id`` makes counting idempotent downstream."""
+
+    event_id: str
+    code: str
+    occurred_at: datetime
+    referrer: str | None
+    user_agent: str | None
+    # Keyed hash of the client address: enough to count unique visitors,
+    # never the address itself.
+    ip_hash: str | None
+    request_id: str | None
+    schema_version: int = 1
+
+    def key(self) -> bytes:
+        return self.code.encode()
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self)  # orjson serialises dataclasses natively

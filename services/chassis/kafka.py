@@ -1,0 +1,201 @@
+"""Publishing events without making the request wait for the broker.
+
+``EventPublisher.publish`` appends to a bounded in-memory buffer and returns
+at once; a background task drains the buffer to Kafka in batches. When the
+broker is away the events wait in the buffer and go out when it returns.
+When the buffer is full the event is dropped and *counted*
+(``events_dropped_total``), never silently: a bounded loss is the price of
+never blocking a redirect, and the metric says exactly what was paid.
+
+Delivery is at-least-once (a batch whose acknowledgement was lost is sent
+again), so consumers deduplicate by event id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from typing import NamedTuple
+
+from aiokafka import AIOKafkaProducer
+from prometheus_client import Counter, Gauge
+
+from services.chassis.config import KafkaSettings
+
+__all__ = ["EventPublisher", "OutgoingEvent"]
+
+log = logging.getLogger(__name__)
+
+EVENTS_PUBLISHED = Counter(
+    "events_published_total", "Events acknowledged by the broker.", ["topic"]
+)
+EVENTS_DROPPED = Counter(
+    "events_dropped_total",
+    "Events dropped because the buffer was full or shutdown ran out of time.",
+    ["topic", "reason"],
+)
+SEND_FAILURES = Counter(
+    "events_send_failures_total", "Batches the broker did not acknowledge.", ["topic"]
+)
+BUFFER_DEPTH = Gauge("events_buffer_depth", "Events waiting in memory for the broker.", ["topic"])
+BROKER_CONNECTED = Gauge("events_broker_connected", "1 while the producer is connected.", ["topic"])
+
+
+class OutgoingEvent(NamedTuple):
+    key: bytes
+    value: bytes
+
+
+class EventPublisher:
+    """A bounded buffer in front of an aiokafka producer, for one topic."""
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        topic: str,
+        *,
+        capacity: int = 100_000,
+        batch_size: int = 500,
+        linger_seconds: float = 0.005,
+    ) -> None:
+        self._settings = settings
+        self.topic = topic
+        self.capacity = capacity
+        self._batch_size = batch_size
+        self._linger = linger_seconds
+        self._buffer: deque[OutgoingEvent] = deque()
+        self._wakeup = asyncio.Event()
+        self._stopping = False
+        self._closed = False
+        self._producer: AIOKafkaProducer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._depth = BUFFER_DEPTH.labels(topic)
+        self._dropped_full = EVENTS_DROPPED.labels(topic, "buffer_full")
+        self._last_drop_log = 0.0
+
+    @property
+    def connected(self) -> bool:
+        return self._producer is not None
+
+    @property
+    def depth(self) -> int:
+        return len(self._buffer)
+
+    def publish(self, key: bytes, value: bytes) -> bool:
+        """Queue one event; False (and counted) when the buffer is full. Never blocks."""
+        if len(self._buffer) >= self.capacity or self._closed:
+            self._dropped_full.inc()
+            now = time.monotonic()
+            if now - self._last_drop_log > 5:  # one line per burst, not per event
+                self._last_drop_log = now
+                log.error("event buffer full, dropping", extra={"topic": self.topic})
+            return False
+        self._buffer.append(OutgoingEvent(key, value))
+        self._depth.set(len(self._buffer))
+        self._wakeup.set()
+        return True
+
+    async def start(self) -> None:
+        """Start draining in the background; the broker need not be up yet."""
+        self._task = asyncio.create_task(self._run(), name=f"publisher:{self.topic}")
+
+    async def stop(self, timeout_seconds: float) -> None:
+        """Flush what is buffered within the bound, then close; count what is left."""
+        self._stopping = True
+        self._wakeup.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout_seconds)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+        if self._buffer:
+            EVENTS_DROPPED.labels(self.topic, "shutdown").inc(len(self._buffer))
+            log.error(
+                "events lost at shutdown", extra={"topic": self.topic, "count": len(self._buffer)}
+            )
+            self._buffer.clear()
+        self._closed = True
+        await self._disconnect()
+
+    async def _run(self) -> None:
+        backoff = 0.1
+        while not (self._stopping and not self._buffer):
+            if not self._buffer:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            if self._producer is None and not await self._connect():
+                if self._stopping:
+                    return  # no broker to flush to; stop() counts the rest
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+                continue
+            if len(self._buffer) < self._batch_size and not self._stopping:
+                await asyncio.sleep(self._linger)  # let a batch form
+            if await self._send_batch():
+                backoff = 0.1
+            else:
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+
+    async def _send_batch(self) -> bool:
+        assert self._producer is not None
+        batch = [self._buffer.popleft() for _ in range(min(self._batch_size, len(self._buffer)))]
+        try:
+            futures = [
+                await self._producer.send(self.topic, event.value, key=event.key) for event in batch
+            ]
+            results = await asyncio.gather(*futures, return_exceptions=True)
+        except Exception as exc:
+            results = [exc] * len(batch)
+        failed = [
+            event
+            for event, result in zip(batch, results, strict=False)
+            if isinstance(result, BaseException)
+        ]
+        failed += batch[len(results) :]
+        EVENTS_PUBLISHED.labels(self.topic).inc(len(batch) - len(failed))
+        if failed:
+            # Back to the front, so the oldest events still go first.
+            self._buffer.extendleft(reversed(failed))
+            SEND_FAILURES.labels(self.topic).inc()
+            log.warning(
+                "broker did not acknowledge a batch",
+                extra={"topic": self.topic, "count": len(failed)},
+            )
+            await self._disconnect()
+        self._depth.set(len(self._buffer))
+        return not failed
+
+    async def _connect(self) -> bool:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self._settings.kafka_bootstrap_servers,
+            enable_idempotence=self._settings.kafka_enable_idempotence,
+            acks="all",
+            linger_ms=5,
+            request_timeout_ms=self._settings.kafka_request_timeout_ms,
+            retry_backoff_ms=100,
+        )
+        try:
+            await producer.start()
+        except Exception as exc:
+            log.warning("broker unreachable", extra={"topic": self.topic, "error": repr(exc)})
+            with contextlib.suppress(Exception):
+                await producer.stop()
+            return False
+        self._producer = producer
+        BROKER_CONNECTED.labels(self.topic).set(1)
+        log.info("connected to broker", extra={"topic": self.topic})
+        return True
+
+    async def _disconnect(self) -> None:
+        producer, self._producer = self._producer, None
+        BROKER_CONNECTED.labels(self.topic).set(0)
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await producer.stop()

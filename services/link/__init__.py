@@ -1,0 +1,1 @@
+"""The link service: creates short links and resolves them on the hot path."""

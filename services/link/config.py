@@ -1,0 +1,30 @@
+"""Settings of the link service, read from ``LINK_*`` variables."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from services.chassis.config import DatabaseSettings, KafkaSettings, RedisSettings, ServiceSettings
+
+__all__ = ["LinkSettings"]
+
+
+class LinkSettings(ServiceSettings, DatabaseSettings, RedisSettings, KafkaSettings):
+    model_config = SettingsConfigDict(env_prefix="LINK_", extra="ignore", frozen=True)
+
+    port: int = Field(8001, ge=1, le=65535)
+    # Where short links point: the public address of the gateway.
+    public_base_url: str = "http://127.0.0.1:8000"
+    # 7 base62 characters: 3.5e12 codes, see docs/capacity.md.
+    code_length: int = Field(7, ge=5, le=16)
+    cache_ttl_seconds: int = Field(3600, ge=1)
+    # Unknown codes are remembered briefly so that scans do not reach Postgres.
+    negative_cache_ttl_seconds: int = Field(60, ge=1)
+    # How long browsers may keep a 301/308; cached visits are not counted.
+    permanent_redirect_max_age_seconds: int = Field(3600, ge=0)
+    click_buffer_capacity: int = Field(100_000, ge=1)
+    # Key of the HMAC that turns client addresses into visitor ids. Set it in
+    # every real deployment: without it each process draws its own, and the
+    # same visitor counts once per process.
+    ip_hash_key: SecretStr | None = None
