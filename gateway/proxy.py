@@ -105,12 +105,12 @@ class UpstreamProxy:
         )
         try:
             response = await self.client.send(request, stream=True)
-        except httpx.TimeoutException:
-            log.warning("upstream timed out", extra={"upstream": upstream.name})
-            detail = f"The {upstream.name} service did not answer in time."
-            await _problem(send, 504, "upstream_timeout", "Upstream timeout", detail)
-            return
         except httpx.TransportError as exc:
+            if _timed_out(exc):
+                log.warning("upstream timed out", extra={"upstream": upstream.name})
+                detail = f"The {upstream.name} service did not answer in time."
+                await _problem(send, 504, "upstream_timeout", "Upstream timeout", detail)
+                return
             log.warning(
                 "upstream unreachable", extra={"upstream": upstream.name, "error": repr(exc)}
             )
@@ -131,6 +131,17 @@ class UpstreamProxy:
             await send({"type": "http.response.body", "body": b""})
         finally:
             await response.aclose()
+
+
+def _timed_out(exc: httpx.TransportError) -> bool:
+    """Whether the upstream was too slow, as opposed to unreachable.
+
+    httpx-aiohttp maps a refused connection to ``ConnectTimeout`` (its table
+    prefers the first match), so the aiohttp cause is the one to trust.
+    """
+    if exc.__cause__ is not None:
+        return isinstance(exc.__cause__, TimeoutError)
+    return isinstance(exc, httpx.TimeoutException)
 
 
 def _forwarded_headers(scope: Scope) -> list[tuple[bytes, bytes]]:

@@ -1,0 +1,70 @@
+"""The gateway's own behaviour: health, request ids, docs, upstream failures."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import httpx
+
+from infra.devstack.processes import free_port
+from tests.conftest import Infra, running_gateway
+
+
+def test_health_and_readiness(client: httpx.Client) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "checks": {"link": "ok"}}
+
+
+def test_the_link_service_reports_its_dependencies(link_url: str) -> None:
+    ready = httpx.get(f"{link_url}/readyz").json()
+    assert ready == {"status": "ready", "checks": {"postgres": "ok", "redis": "ok", "kafka": "ok"}}
+
+
+def test_a_sane_request_id_is_kept_and_a_bad_one_replaced(client: httpx.Client) -> None:
+    kept = client.get("/healthz", headers={"x-request-id": "abc-123"})
+    assert kept.headers["x-request-id"] == "abc-123"
+    replaced = client.get("/api/v1/links/nope", headers={"x-request-id": "bad id\\n{}"})
+    assert replaced.headers["x-request-id"] != "bad id\\n{}"
+    assert replaced.json()["request_id"] == replaced.headers["x-request-id"]
+
+
+def test_the_public_openapi_document_merges_the_services(client: httpx.Client) -> None:
+    doc = client.get("/openapi.json").json()
+    assert {"/api/v1/links", "/api/v1/links/{code}", "/{code}"} <= set(doc["paths"])
+    assert "/metrics" not in doc["paths"]
+    assert "LinkCreate" in doc["components"]["schemas"]
+    assert client.get("/docs").status_code == 200
+
+
+def test_unknown_gateway_paths_are_404_problems(client: httpx.Client) -> None:
+    response = client.get("/api/v2/whatever")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_an_unreachable_upstream_is_a_fast_503_not_a_500(infra: Infra) -> None:
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    with running_gateway(infra, nowhere) as gateway:
+        response = httpx.post(f"{gateway}/api/v1/links", json={"url": "https://example.com"})
+        assert response.status_code == 503
+        assert response.json()["code"] == "upstream_unavailable"
+        assert response.headers["retry-after"] == "1"
+        ready = httpx.get(f"{gateway}/readyz").json()
+        assert ready == {"status": "degraded", "checks": {"link": "down"}}
+
+
+def test_a_silent_upstream_is_a_504_within_the_timeout(infra: Infra) -> None:
+    # An upstream that accepts connections and never answers (a fake on cue).
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        port = silent.getsockname()[1]
+        with running_gateway(
+            infra, f"http://127.0.0.1:{port}", upstream_timeout_seconds="0.5"
+        ) as gateway:
+            started = time.monotonic()
+            response = httpx.get(f"{gateway}/api/v1/links/abc", timeout=10)
+            assert response.status_code == 504
+            assert response.json()["code"] == "upstream_timeout"
+            assert time.monotonic() - started < 3
