@@ -70,6 +70,7 @@ class EventPublisher:
         self._wakeup = asyncio.Event()
         self._stopping = False
         self._closed = False
+        self._outage_logged = False
         self._producer: AIOKafkaProducer | None = None
         self._task: asyncio.Task[None] | None = None
         self._depth = BUFFER_DEPTH.labels(topic)
@@ -125,15 +126,17 @@ class EventPublisher:
     async def _run(self) -> None:
         backoff = 0.1
         while not (self._stopping and not self._buffer):
+            # Connect eagerly, not at the first event: readiness reports the
+            # broker, and the first redirect should not pay for the handshake.
+            if self._producer is None and not await self._connect():
+                if self._stopping:
+                    return  # no broker to flush to; stop() counts what is left
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+                continue
             if not self._buffer:
                 self._wakeup.clear()
                 await self._wakeup.wait()
-                continue
-            if self._producer is None and not await self._connect():
-                if self._stopping:
-                    return  # no broker to flush to; stop() counts the rest
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
                 continue
             if len(self._buffer) < self._batch_size and not self._stopping:
                 await asyncio.sleep(self._linger)  # let a batch form
@@ -189,6 +192,7 @@ class EventPublisher:
                 await producer.stop()
             return False
         self._producer = producer
+        self._outage_logged = False
         BROKER_CONNECTED.labels(self.topic).set(1)
         log.info("connected to broker", extra={"topic": self.topic})
         return True

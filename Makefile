@@ -1,0 +1,35 @@
+# The two commands a newcomer needs: `make dev` runs the system, `make test` tests it.
+.DEFAULT_GOAL := help
+PY := .venv/bin/python
+
+.PHONY: help install dev down status test lint fmt clean
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+install: ## Install what is missing (Debian postgres/redis, uv, .venv); safe to repeat
+	@./infra/bootstrap.sh
+
+dev: install ## Run the whole stack as local processes (Ctrl-C stops it)
+	@$(PY) -m infra.devstack up
+
+down: ## Stop a stack left running, by PID
+	@$(PY) -m infra.devstack down
+
+status: ## Show what the local stack runs
+	@$(PY) -m infra.devstack status
+
+test: install ## Run the test suite against real Postgres, Redis and broker
+	@$(PY) -m pytest
+
+lint: install ## ruff (lint and format check) and mypy --strict
+	@$(PY) -m ruff check .
+	@$(PY) -m ruff format --check .
+	@$(PY) -m mypy --strict services gateway infra tests
+
+fmt: install ## Format the code and apply safe lint fixes
+	@$(PY) -m ruff format .
+	@$(PY) -m ruff check --fix .
+
+clean: down ## Stop the stack and delete its state (.devstack/)
+	@rm -rf .devstack

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what the local stack and the tests need, only where it is missing:
+# Debian's Postgres and Redis servers, uv, and the project's virtualenv
+# (.venv, from uv.lock). Safe to run again; a second run takes about a second.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf 'bootstrap: %s\n' "$*"; }
+
+missing=()
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    say "missing Debian packages: ${missing[*]} (run: sudo apt-get install -y ${missing[*]})"
+    exit 1
+  fi
+  say "installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The packages start system-wide servers on the standard ports; this
+  # project runs its own on its own ports and leaves those alone.
+fi
+
+PYTHON=${PYTHON:-python3}
+if ! "$PYTHON" -m uv --version >/dev/null 2>&1; then
+  say "installing uv"
+  "$PYTHON" -m pip install --quiet --disable-pip-version-check uv
+fi
+
+if [ ! -f .venv/.synced ] || [ pyproject.toml -nt .venv/.synced ] || [ uv.lock -nt .venv/.synced ]; then
+  say "syncing .venv from uv.lock"
+  "$PYTHON" -m uv sync --frozen --quiet
+  touch .venv/.synced
+fi
