@@ -12,4 +12,5 @@ def main() -> None:
     serve(create_app(settings), settings, "gateway")
 
 
-main()
+if __name__ == "__main__":
+    main()

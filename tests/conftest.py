@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
@@ -29,27 +29,26 @@ from infra.devstack.processes import (
     start_python,
     start_redis,
 )
+from infra.devstack.stack import Ports, database_url, service_env
 from services.chassis.events import TOPICS
 
 
 @dataclass(frozen=True)
 class Infra:
     workdir: Path
-    postgres_port: int
-    redis_port: int
-    broker_port: int
+    ports: Ports
 
     @property
     def link_database_url(self) -> str:
-        return f"postgresql://link:link@127.0.0.1:{self.postgres_port}/link"
+        return database_url(self.ports, "link")
 
     @property
     def redis_url(self) -> str:
-        return f"redis://127.0.0.1:{self.redis_port}/0"
+        return f"redis://127.0.0.1:{self.ports.redis}/0"
 
     @property
     def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.broker_port}"
+        return f"127.0.0.1:{self.ports.broker}"
 
 
 @pytest.fixture(scope="session")
@@ -65,40 +64,32 @@ def workdir() -> Iterator[Path]:
 def infra(workdir: Path) -> Iterator[Infra]:
     started: list[ManagedProcess] = []
     try:
-        pg_port, redis_port, broker_port = free_port(), free_port(), free_port()
-        started.append(start_postgres(workdir / "pg", pg_port, workdir / "postgres.log"))
-        ensure_database(pg_port, "link", "link", "link")
-        started.append(start_redis(redis_port, workdir / "redis", workdir / "redis.log"))
-        started.append(start_broker(broker_port, workdir / "broker.log"))
-        create_topics(f"127.0.0.1:{broker_port}", TOPICS)
-        yield Infra(workdir, pg_port, redis_port, broker_port)
+        ports = Ports.free()
+        started.append(start_postgres(workdir / "pg", ports.postgres, workdir / "postgres.log"))
+        ensure_database(ports.postgres, "link", "link", "link")
+        started.append(start_redis(ports.redis, workdir / "redis", workdir / "redis.log"))
+        started.append(start_broker(ports.broker, workdir / "broker.log"))
+        create_topics(f"127.0.0.1:{ports.broker}", TOPICS)
+        yield Infra(workdir, ports)
     finally:
         for process in reversed(started):
             process.stop()
 
 
-def link_env(infra: Infra, port: int, **overrides: str) -> dict[str, str]:
-    """The link service's environment, as the local stack sets it."""
-    env = {
-        "LINK_HOST": "127.0.0.1",
-        "LINK_PORT": str(port),
-        "LINK_DATABASE_URL": infra.link_database_url,
-        "LINK_REDIS_URL": infra.redis_url,
-        "LINK_KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap,
-        "LINK_KAFKA_ENABLE_IDEMPOTENCE": "false",
-        "LINK_PUBLIC_BASE_URL": "http://127.0.0.1:8000",
-        "LINK_IP_HASH_KEY": "test-key",
-        "LINK_LOG_LEVEL": "WARNING",
-    }
-    env.update({f"LINK_{k.upper()}": v for k, v in overrides.items()})
+def settings_for(infra: Infra, name: str, port: int, **overrides: str) -> dict[str, str]:
+    """A service's environment as the local stack sets it, on ``port``, with overrides."""
+    env = service_env(replace(infra.ports, **{name: port}))[name]
+    prefix = name.upper() + "_"
+    env.update({f"{prefix}LOG_LEVEL": "WARNING"})
+    env.update({prefix + key.upper(): value for key, value in overrides.items()})
     return env
 
 
 @contextmanager
-def running_link_service(infra: Infra, **overrides: str) -> Iterator[str]:
-    """A link service process; yields its base URL."""
-    port = free_port()
-    env = link_env(infra, port, **overrides)
+def running_link_service(infra: Infra, port: int = 0, **overrides: str) -> Iterator[str]:
+    """A link service process (on a free port unless given); yields its base URL."""
+    port = port or free_port()
+    env = settings_for(infra, "link", port, **overrides)
     run_once(["-m", "services.link", "migrate"], env)
     url = f"http://127.0.0.1:{port}"
     process = start_python(
@@ -115,16 +106,10 @@ def running_link_service(infra: Infra, **overrides: str) -> Iterator[str]:
 
 
 @contextmanager
-def running_gateway(infra: Infra, link_url: str, **overrides: str) -> Iterator[str]:
+def running_gateway(infra: Infra, link_url: str, port: int = 0, **overrides: str) -> Iterator[str]:
     """A gateway process in front of ``link_url``; yields its base URL."""
-    port = free_port()
-    env = {
-        "GATEWAY_HOST": "127.0.0.1",
-        "GATEWAY_PORT": str(port),
-        "GATEWAY_LINK_SERVICE_URL": link_url,
-        "GATEWAY_LOG_LEVEL": "WARNING",
-    }
-    env.update({f"GATEWAY_{k.upper()}": v for k, v in overrides.items()})
+    port = port or free_port()
+    env = settings_for(infra, "gateway", port, link_service_url=link_url, **overrides)
     url = f"http://127.0.0.1:{port}"
     process = start_python(
         f"gateway-{port}",
@@ -141,13 +126,14 @@ def running_gateway(infra: Infra, link_url: str, **overrides: str) -> Iterator[s
 
 @pytest.fixture(scope="session")
 def link_url(infra: Infra) -> Iterator[str]:
-    with running_link_service(infra) as url:
+    with running_link_service(infra, infra.ports.link) as url:
         yield url
 
 
 @pytest.fixture(scope="session")
 def gateway_url(infra: Infra, link_url: str) -> Iterator[str]:
-    with running_gateway(infra, link_url) as url:
+    # On the port the link service's short URLs point at.
+    with running_gateway(infra, link_url, infra.ports.gateway) as url:
         yield url
 
 

@@ -16,12 +16,14 @@ def alias() -> str:
     return "t-" + uuid.uuid4().hex[:12]
 
 
-def test_a_link_is_created_with_a_random_base62_code(client: httpx.Client) -> None:
+def test_a_link_is_created_with_a_random_base62_code(
+    client: httpx.Client, gateway_url: str
+) -> None:
     response = client.post("/api/v1/links", json={"url": "https://example.com/a"})
     assert response.status_code == 201
     body = response.json()
     assert re.fullmatch(r"[0-9A-Za-z]{7}", body["code"])
-    assert body["short_url"] == f"http://127.0.0.1:8000/{body['code']}"
+    assert body["short_url"] == f"{gateway_url}/{body['code']}"
     assert body["url"] == "https://example.com/a"
     assert body["redirect_type"] == 302
     assert body["expires_at"] is None
@@ -96,13 +98,16 @@ BAD_URLS = {
     "newline": "https://example.com/a\r\nLocation: https://evil.example",
     "space": "https://example.com/a b",
     "credentials": "https://user:pw@example.com/",
-    "self": "http://127.0.0.1:8000/loop",
+    "self": "{gateway}/loop",
 }
 
 
 @pytest.mark.parametrize("url", BAD_URLS.values(), ids=BAD_URLS.keys())
-def test_bad_urls_are_refused_and_nothing_is_written(client: httpx.Client, url: str) -> None:
+def test_bad_urls_are_refused_and_nothing_is_written(
+    client: httpx.Client, gateway_url: str, url: str
+) -> None:
     name = alias()
+    url = url.replace("{gateway}", gateway_url)
     response = client.post("/api/v1/links", json={"url": url, "alias": name})
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"

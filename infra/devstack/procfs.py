@@ -16,7 +16,16 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["cmdline", "descendants", "rss_bytes", "running", "signal_group", "stack_rss_bytes", "terminate"]
+__all__ = [
+    "age_seconds",
+    "cmdline",
+    "descendants",
+    "rss_bytes",
+    "running",
+    "signal_group",
+    "stack_rss_bytes",
+    "terminate",
+]
 
 _PROC = Path("/proc")
 
@@ -33,28 +42,37 @@ def cmdline(pid: int) -> list[str] | None:
     return [os.fsdecode(arg) for arg in raw.removesuffix(b"\0").split(b"\0")]
 
 
-def _state_and_parent(pid: int) -> tuple[str, int] | None:
+def _stat(pid: int) -> list[str] | None:
+    """Fields 3 onwards of /proc/PID/stat (state, ppid, ...), so field N is at index N - 3."""
     try:
         text = (_PROC / str(pid) / "stat").read_text()
     except OSError:
         return None
     # The command name (field 2) is in parentheses and may itself contain spaces and ")".
-    state, ppid = text[text.rindex(")") + 2 :].split()[:2]
-    return state, int(ppid)
+    return text[text.rindex(")") + 2 :].split()
 
 
 def running(pid: int) -> bool:
     """True while ``pid`` exists and has not exited (a zombie has exited, only not yet reaped)."""
-    found = _state_and_parent(pid)
-    return found is not None and found[0] != "Z"
+    fields = _stat(pid)
+    return fields is not None and fields[0] != "Z"
+
+
+def age_seconds(pid: int) -> float:
+    """How long ago ``pid`` was started (so, for ourselves, including interpreter start-up)."""
+    fields = _stat(pid)
+    if fields is None:
+        return 0.0
+    uptime = float((_PROC / "uptime").read_text().split()[0])
+    return uptime - int(fields[22 - 3]) / os.sysconf("SC_CLK_TCK")  # field 22: starttime
 
 
 def descendants(pids: Iterable[int]) -> set[int]:
     """``pids`` plus every process below them (Postgres backends, worker processes...)."""
     children: dict[int, list[int]] = {}
     for entry in _PROC.iterdir():
-        if entry.name.isdigit() and (found := _state_and_parent(int(entry.name))) is not None:
-            children.setdefault(found[1], []).append(int(entry.name))
+        if entry.name.isdigit() and (fields := _stat(int(entry.name))) is not None:
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
     seen: set[int] = set()
     todo = list(pids)
     while todo:
@@ -101,8 +119,12 @@ def terminate(pid: int, sig: signal.Signals, timeout: float, *, group: bool) -> 
     """
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
+    # A paused process (chaos test, Ctrl-Z) would hold sig pending forever.
     if group:
-        signal_group(pid, signal.SIGCONT)  # a paused process would never act on sig
+        signal_group(pid, signal.SIGCONT)
+    else:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
     deadline = time.monotonic() + timeout
     while running(pid) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -59,4 +59,6 @@ def configure_logging(service: str, level: str) -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True
-    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))
+    # Libraries that log every request or every reconnect at INFO.
+    for name in ("aiokafka", "httpx"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

@@ -22,4 +22,5 @@ def main() -> None:
         serve(create_app(settings), settings, "link")
 
 
-main()
+if __name__ == "__main__":
+    main()
