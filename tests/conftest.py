@@ -86,7 +86,7 @@ def settings_for(infra: Infra, name: str, port: int, **overrides: str) -> dict[s
 
 
 @contextmanager
-def running_link_service(infra: Infra, port: int = 0, **overrides: str) -> Iterator[str]:
+def running_link_service(infra: Infra, *, port: int = 0, **overrides: str) -> Iterator[str]:
     """A link service process (on a free port unless given); yields its base URL."""
     port = port or free_port()
     env = settings_for(infra, "link", port, **overrides)
@@ -106,7 +106,9 @@ def running_link_service(infra: Infra, port: int = 0, **overrides: str) -> Itera
 
 
 @contextmanager
-def running_gateway(infra: Infra, link_url: str, port: int = 0, **overrides: str) -> Iterator[str]:
+def running_gateway(
+    infra: Infra, link_url: str, *, port: int = 0, **overrides: str
+) -> Iterator[str]:
     """A gateway process in front of ``link_url``; yields its base URL."""
     port = port or free_port()
     env = settings_for(infra, "gateway", port, link_service_url=link_url, **overrides)
@@ -126,14 +128,14 @@ def running_gateway(infra: Infra, link_url: str, port: int = 0, **overrides: str
 
 @pytest.fixture(scope="session")
 def link_url(infra: Infra) -> Iterator[str]:
-    with running_link_service(infra, infra.ports.link) as url:
+    with running_link_service(infra, port=infra.ports.link) as url:
         yield url
 
 
 @pytest.fixture(scope="session")
 def gateway_url(infra: Infra, link_url: str) -> Iterator[str]:
     # On the port the link service's short URLs point at.
-    with running_gateway(infra, link_url, infra.ports.gateway) as url:
+    with running_gateway(infra, link_url, port=infra.ports.gateway) as url:
         yield url
 
 
