@@ -57,11 +57,15 @@ def test_failed_redirects_publish_nothing(client: httpx.Client, infra: Infra) ->
 
 @contextmanager
 def stack_without_broker(
-    infra: Infra, broker_port: int, **overrides: str
+    infra: Infra, broker_port: int, buffer_capacity: int = 100_000
 ) -> Iterator[tuple[str, httpx.Client]]:
-    bootstrap = f"127.0.0.1:{broker_port}"
+    """A link service and gateway whose broker is not (yet) on ``broker_port``."""
     with (
-        running_link_service(infra, kafka_bootstrap_servers=bootstrap, **overrides) as link,
+        running_link_service(
+            infra,
+            kafka_bootstrap_servers=f"127.0.0.1:{broker_port}",
+            click_buffer_capacity=str(buffer_capacity),
+        ) as link,
         running_gateway(infra, link) as gateway,
         httpx.Client(base_url=gateway, timeout=10) as http,
     ):
@@ -93,7 +97,7 @@ def test_clicks_wait_in_the_buffer_while_the_broker_is_away(infra: Infra) -> Non
 
 
 def test_a_full_buffer_drops_and_counts_instead_of_blocking(infra: Infra) -> None:
-    with stack_without_broker(infra, free_port(), click_buffer_capacity="5") as (link, http):
+    with stack_without_broker(infra, free_port(), buffer_capacity=5) as (link, http):
         code = new_link(http)
         for _ in range(8):
             assert http.get(f"/{code}").status_code == 302
