@@ -16,7 +16,7 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.config import GatewaySettings
 from services.chassis.context import REQUEST_ID_HEADER, request_id_var
-from services.chassis.errors import problem_body
+from services.chassis.errors import send_problem
 from services.chassis.http import read_body
 
 __all__ = ["Upstream", "UpstreamProxy", "create_client"]
@@ -90,7 +90,7 @@ class UpstreamProxy:
             read = await read_body(receive, self.max_body_bytes)
             if read is None:
                 detail = f"The body must be at most {self.max_body_bytes} bytes."
-                await _problem(send, 413, "payload_too_large", "Payload too large", detail)
+                await send_problem(send, 413, "payload_too_large", "Payload too large", detail)
                 return
             body = read
         path = scope.get("raw_path") or scope["path"].encode()
@@ -109,14 +109,19 @@ class UpstreamProxy:
             if _timed_out(exc):
                 log.warning("upstream timed out", extra={"upstream": upstream.name})
                 detail = f"The {upstream.name} service did not answer in time."
-                await _problem(send, 504, "upstream_timeout", "Upstream timeout", detail)
+                await send_problem(send, 504, "upstream_timeout", "Upstream timeout", detail)
                 return
             log.warning(
                 "upstream unreachable", extra={"upstream": upstream.name, "error": repr(exc)}
             )
             detail = f"The {upstream.name} service is unavailable."
-            await _problem(
-                send, 503, "upstream_unavailable", "Upstream unavailable", detail, retry_after=1
+            await send_problem(
+                send,
+                503,
+                "upstream_unavailable",
+                "Upstream unavailable",
+                detail,
+                headers=[(b"retry-after", b"1")],
             )
             return
         try:
@@ -157,17 +162,3 @@ def _forwarded_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
         (REQUEST_ID_HEADER.encode(), (request_id_var.get() or "").encode()),
     ]
     return headers
-
-
-async def _problem(
-    send: Send, status: int, code: str, title: str, detail: str, *, retry_after: int | None = None
-) -> None:
-    body = problem_body(status, code, title, detail)
-    headers = [
-        (b"content-type", b"application/problem+json"),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    if retry_after is not None:
-        headers.append((b"retry-after", str(retry_after).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

@@ -7,10 +7,16 @@ local stack, in compose and in Kubernetes.
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["DatabaseSettings", "KafkaSettings", "RedisSettings", "ServiceSettings"]
+__all__ = [
+    "DatabaseSettings",
+    "InternalAuthSettings",
+    "KafkaSettings",
+    "RedisSettings",
+    "ServiceSettings",
+]
 
 
 class ServiceSettings(BaseSettings):
@@ -54,3 +60,14 @@ class KafkaSettings(BaseSettings):
     # Kafka (compose, Kubernetes), off for the local tansu broker.
     kafka_enable_idempotence: bool = True
     kafka_request_timeout_ms: int = Field(5000, ge=100)
+
+
+class InternalAuthSettings(BaseSettings):
+    """The key the gateway signs identities with (services/chassis/identity.py).
+
+    One name for every process (no service prefix): it is one secret shared
+    by the gateway and the services. There is no default: a process refuses
+    to start without it rather than run with a key everybody knows.
+    """
+
+    internal_auth_key: SecretStr = Field(validation_alias="INTERNAL_AUTH_KEY", min_length=16)

@@ -16,7 +16,7 @@ Services subclass these with their own ``code`` (``alias_taken``...).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 import orjson
@@ -24,6 +24,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.types import Send
 
 from services.chassis.context import request_id_var
 
@@ -38,6 +39,7 @@ __all__ = [
     "install_error_handlers",
     "problem_body",
     "problem_response",
+    "send_problem",
 ]
 
 PROBLEM_JSON = "application/problem+json"
@@ -112,6 +114,30 @@ def problem_response(
         media_type=PROBLEM_JSON,
         headers=headers,
     )
+
+
+async def send_problem(  # noqa: PLR0917 - reads like problem_body, plus the channel
+    send: Send,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    headers: Iterable[tuple[bytes, bytes]] = (),
+) -> None:
+    """Answer with a problem document from pure ASGI code (middleware, the proxy)."""
+    body = problem_body(status, code, title, detail)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", PROBLEM_JSON.encode()),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _domain_error(_: Request, exc: Exception) -> Response:

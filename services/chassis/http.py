@@ -13,7 +13,7 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.chassis.context import REQUEST_ID_HEADER, accept_request_id, request_id_var
-from services.chassis.errors import problem_body
+from services.chassis.errors import send_problem
 
 __all__ = ["BodySizeLimitMiddleware", "RequestContextMiddleware", "read_body"]
 
@@ -128,21 +128,11 @@ class BodySizeLimitMiddleware:
             await self._reject(send)
 
     async def _reject(self, send: Send) -> None:
-        body = problem_body(
+        await send_problem(
+            send,
             413,
             "payload_too_large",
             "Payload too large",
             f"The body must be at most {self.max_bytes} bytes.",
+            headers=[(b"connection", b"close")],
         )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/problem+json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
