@@ -1,20 +1,93 @@
-"""The edge router: proxied paths never enter FastAPI.
+"""The edge: what happens to a request for a routed path, and in which order.
 
-A request for a routed path goes straight from this pure ASGI callable to
-the upstream: no FastAPI routing, validation or dependency resolution on the
-hot path (~80 µs a request on this machine). Everything else (health,
-metrics, the merged OpenAPI document, unknown paths) is the FastAPI app's.
+    client address (trusted proxies) -> authentication -> rate limit -> proxy
+
+Proxied requests never enter FastAPI: this pure ASGI callable matches the
+path and hands the request on, with no FastAPI routing, validation or
+dependency resolution on the hot path (~80 µs a request on this machine).
+Everything else (health, metrics, the merged OpenAPI document, unknown
+paths) is the FastAPI app's.
 """
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
+
+import httpx
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
+from gateway.auth import ApiKeyVerifier, Authenticator, AuthError
+from gateway.clientip import ClientAddress
 from gateway.proxy import Upstream, UpstreamProxy
+from gateway.ratelimit import RateLimiter, policy_for
 from gateway.routes import match
+from services.chassis.errors import send_problem
 
-__all__ = ["EdgeRouter"]
+__all__ = ["Edge", "EdgeRouter"]
+
+log = logging.getLogger(__name__)
+_API_KEYS = "/api/v1/api-keys/"
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    upstreams: dict[str, Upstream]
+    addresses: ClientAddress
+    auth: Authenticator
+    api_keys: ApiKeyVerifier
+    limiter: RateLimiter
+    proxy: UpstreamProxy
+
+    async def handle(self, name: str, scope: Scope, receive: Receive, send: Send) -> None:
+        client_ip = self.addresses.of(scope)
+        try:
+            caller = await self.auth.authenticate(scope["headers"], client_ip)
+        except AuthError as exc:
+            headers = [(b"www-authenticate", b'Bearer error="invalid_token"')]
+            await send_problem(send, 401, exc.code, "Unauthorized", exc.detail, headers)
+            return
+        except httpx.HTTPError as exc:
+            log.warning("credential check failed", extra={"error": repr(exc)})
+            await send_problem(
+                send,
+                503,
+                "auth_unavailable",
+                "Authentication unavailable",
+                "Credentials cannot be checked right now.",
+                [(b"retry-after", b"1")],
+            )
+            return
+        method, path = scope["method"], scope["path"]
+        decision = await self.limiter.check(
+            policy_for(method, path, name), caller.limit_key, caller.identity.anonymous
+        )
+        if decision.unavailable:
+            await send_problem(
+                send,
+                503,
+                "rate_limiter_unavailable",
+                "Try again shortly",
+                "This endpoint is closed while its limits cannot be enforced.",
+                [(b"retry-after", b"5")],
+            )
+            return
+        if not decision.allowed:
+            await send_problem(
+                send,
+                429,
+                "rate_limited",
+                "Too many requests",
+                "Slow down; see Retry-After.",
+                decision.headers,
+            )
+            return
+        status = await self.proxy.forward(
+            self.upstreams[name], scope, receive, send, caller.identity, decision.headers
+        )
+        if method == "DELETE" and status == 204 and path.startswith(_API_KEYS):
+            self.api_keys.forget(path.removeprefix(_API_KEYS))
 
 
 class EdgeRouter:
@@ -25,9 +98,7 @@ class EdgeRouter:
         if scope["type"] == "http":
             name = match(scope["path"])
             if name is not None:
-                state = self.app.state
-                upstreams: dict[str, Upstream] = state.upstreams
-                proxy: UpstreamProxy = state.proxy
-                await proxy.forward(upstreams[name], scope, receive, send)
+                edge: Edge = self.app.state.edge
+                await edge.handle(name, scope, receive, send)
                 return
         await self.app(scope, receive, send)

@@ -1,4 +1,4 @@
-"""Wiring of the gateway: route table, upstream clients, health and docs."""
+"""Wiring of the gateway: route table, upstream clients, identity, limits, docs."""
 
 from __future__ import annotations
 
@@ -13,13 +13,18 @@ from fastapi.openapi.utils import get_openapi
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.types import ASGIApp
 
+from gateway.auth import ApiKeyVerifier, Authenticator
+from gateway.clientip import ClientAddress
 from gateway.config import GatewaySettings
-from gateway.edge import EdgeRouter
+from gateway.edge import Edge, EdgeRouter
+from gateway.jwks import JwksCache
 from gateway.openapi import OpenApiMerger
 from gateway.proxy import Upstream, UpstreamProxy, create_client
+from gateway.ratelimit import RateLimiter
 from services.chassis.app import build_app
 from services.chassis.health import DependencyCheck
 from services.chassis.http import RequestContextMiddleware
+from services.chassis.identity import GatewaySigner
 
 __all__ = ["create_app"]
 
@@ -27,20 +32,38 @@ __all__ = ["create_app"]
 def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
     """The gateway as an ASGI app: request context, then the edge router, then FastAPI."""
     settings = settings or GatewaySettings()
-    upstreams = {"link": Upstream("link", settings.link_service_url.rstrip("/"))}
+    upstreams = {
+        "link": Upstream("link", settings.link_service_url.rstrip("/")),
+        "user": Upstream("user", settings.user_service_url.rstrip("/")),
+    }
+    signer = GatewaySigner(settings.internal_auth_key.get_secret_value().encode())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = create_client(settings)
-        app.state.upstreams = upstreams
-        app.state.proxy = UpstreamProxy(client, settings.max_body_bytes)
+        limiter = RateLimiter(settings)
+        user_url = upstreams["user"].base_url
+        api_keys = ApiKeyVerifier(client, user_url, signer, settings.api_key_cache_seconds)
+        app.state.edge = Edge(
+            upstreams=upstreams,
+            addresses=ClientAddress(settings.trusted_proxies.split(",")),
+            auth=Authenticator(
+                JwksCache(client, f"{user_url}/.well-known/jwks.json"),
+                api_keys,
+                issuer=settings.jwt_issuer,
+                audience=settings.jwt_audience,
+            ),
+            api_keys=api_keys,
+            limiter=limiter,
+            proxy=UpstreamProxy(client, signer, settings.max_body_bytes),
+        )
         app.state.openapi = OpenApiMerger(client, upstreams)
         # Upstreams are reported, not required: the edge stays in rotation to
         # answer what it can (errors with bodies now, stale redirects later).
         app.state.health_checks = [
             DependencyCheck(name, _probe(client, u.base_url), critical=False)
             for name, u in upstreams.items()
-        ]
+        ] + [DependencyCheck("redis", _storage_probe(limiter), critical=False)]
         try:
             yield
         finally:
@@ -80,5 +103,13 @@ def _probe(client: httpx.AsyncClient, base_url: str) -> Callable[[], Awaitable[N
     async def probe() -> None:
         response = await client.get(f"{base_url}/readyz", timeout=1.0)
         response.raise_for_status()
+
+    return probe
+
+
+def _storage_probe(limiter: RateLimiter) -> Callable[[], Awaitable[None]]:
+    async def probe() -> None:
+        if not await limiter.storage.check():
+            raise ConnectionError("rate-limit storage unreachable")
 
     return probe

@@ -18,6 +18,7 @@ from gateway.config import GatewaySettings
 from services.chassis.context import REQUEST_ID_HEADER, request_id_var
 from services.chassis.errors import send_problem
 from services.chassis.http import read_body
+from services.chassis.identity import GatewaySigner, Identity
 
 __all__ = ["Upstream", "UpstreamProxy", "create_client"]
 
@@ -79,11 +80,23 @@ def create_client(settings: GatewaySettings) -> httpx.AsyncClient:
 
 
 class UpstreamProxy:
-    def __init__(self, client: httpx.AsyncClient, max_body_bytes: int) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, signer: GatewaySigner, max_body_bytes: int
+    ) -> None:
         self.client = client
+        self.signer = signer
         self.max_body_bytes = max_body_bytes
 
-    async def forward(self, upstream: Upstream, scope: Scope, receive: Receive, send: Send) -> None:
+    async def forward(  # noqa: PLR0917 - one request's parts, in ASGI order
+        self,
+        upstream: Upstream,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        identity: Identity,
+        extra_headers: list[tuple[bytes, bytes]],
+    ) -> int:
+        """Forward one request on behalf of ``identity``; the status sent to the client."""
         method: str = scope["method"]
         body = b""
         if method not in _NO_BODY:
@@ -91,7 +104,7 @@ class UpstreamProxy:
             if read is None:
                 detail = f"The body must be at most {self.max_body_bytes} bytes."
                 await send_problem(send, 413, "payload_too_large", "Payload too large", detail)
-                return
+                return 413
             body = read
         path = scope.get("raw_path") or scope["path"].encode()
         query = scope["query_string"]
@@ -100,9 +113,8 @@ class UpstreamProxy:
             + path.decode("latin-1")
             + ("?" + query.decode("latin-1") if query else "")
         )
-        request = self.client.build_request(
-            method, url, headers=_forwarded_headers(scope), content=body or None
-        )
+        headers = _forwarded_headers(scope) + self.signer.headers(method, path, identity)
+        request = self.client.build_request(method, url, headers=headers, content=body or None)
         try:
             response = await self.client.send(request, stream=True)
         except httpx.TransportError as exc:
@@ -110,7 +122,7 @@ class UpstreamProxy:
                 log.warning("upstream timed out", extra={"upstream": upstream.name})
                 detail = f"The {upstream.name} service did not answer in time."
                 await send_problem(send, 504, "upstream_timeout", "Upstream timeout", detail)
-                return
+                return 504
             log.warning(
                 "upstream unreachable", extra={"upstream": upstream.name, "error": repr(exc)}
             )
@@ -123,19 +135,24 @@ class UpstreamProxy:
                 detail,
                 headers=[(b"retry-after", b"1")],
             )
-            return
+            return 503
         try:
             headers = [
                 (k.lower(), v) for k, v in response.headers.raw if k.lower() not in _RESPONSE_DROP
             ]
             await send(
-                {"type": "http.response.start", "status": response.status_code, "headers": headers}
+                {
+                    "type": "http.response.start",
+                    "status": response.status_code,
+                    "headers": headers + extra_headers,
+                }
             )
             async for chunk in response.aiter_raw():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b""})
         finally:
             await response.aclose()
+        return response.status_code
 
 
 def _timed_out(exc: httpx.TransportError) -> bool:
@@ -152,11 +169,10 @@ def _timed_out(exc: httpx.TransportError) -> bool:
 def _forwarded_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
     headers = [(k, v) for k, v in scope["headers"] if k not in HOP_BY_HOP and k not in FORWARDING]
     client = scope.get("client")
-    client_ip = client[0].encode() if client else b""
+    peer = client[0].encode() if client else b""
     host = next((v for k, v in scope["headers"] if k == b"host"), b"")
     headers += [
-        (b"x-forwarded-for", client_ip),
-        (b"x-real-ip", client_ip),
+        (b"x-forwarded-for", peer),
         (b"x-forwarded-proto", scope.get("scheme", "http").encode()),
         (b"x-forwarded-host", host),
         (REQUEST_ID_HEADER.encode(), (request_id_var.get() or "").encode()),

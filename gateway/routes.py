@@ -34,6 +34,9 @@ _CODE_PATH = re.compile(r"/[A-Za-z0-9_-]{1,64}")
 
 ROUTES: Final = (
     Route("/api/v1/links", "link"),
+    Route("/api/v1/auth", "user"),
+    Route("/api/v1/users", "user"),
+    Route("/api/v1/api-keys", "user"),
     Route("/", "link", pattern=_CODE_PATH),
 )
 

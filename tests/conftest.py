@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager as ContextManager
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -66,7 +67,8 @@ def infra(workdir: Path) -> Iterator[Infra]:
     try:
         ports = Ports.free()
         started.append(start_postgres(workdir / "pg", ports.postgres, workdir / "postgres.log"))
-        ensure_database(ports.postgres, "link", "link", "link")
+        for database in ("link", "users"):
+            ensure_database(ports.postgres, database, database, database)
         started.append(start_redis(ports.redis, workdir / "redis", workdir / "redis.log"))
         started.append(start_broker(ports.broker, workdir / "broker.log"))
         create_topics(f"127.0.0.1:{ports.broker}", TOPICS)
@@ -86,17 +88,17 @@ def settings_for(infra: Infra, name: str, port: int, **overrides: str) -> dict[s
 
 
 @contextmanager
-def running_link_service(infra: Infra, *, port: int = 0, **overrides: str) -> Iterator[str]:
-    """A link service process (on a free port unless given); yields its base URL."""
+def running_service(infra: Infra, name: str, *, port: int = 0, **overrides: str) -> Iterator[str]:
+    """A service process (migrated first; on a free port unless given); yields its URL."""
     port = port or free_port()
-    env = settings_for(infra, "link", port, **overrides)
-    run_once(["-m", "services.link", "migrate"], env)
+    env = settings_for(infra, name, port, **overrides)
+    run_once(["-m", f"services.{name}", "migrate"], env)
     url = f"http://127.0.0.1:{port}"
     process = start_python(
-        f"link-{port}",
-        ["-m", "services.link", "serve"],
+        f"{name}-{port}",
+        ["-m", f"services.{name}", "serve"],
         env,
-        infra.workdir / f"link-{port}.log",
+        infra.workdir / f"{name}-{port}.log",
         ready_url=f"{url}/readyz",
     )
     try:
@@ -105,13 +107,23 @@ def running_link_service(infra: Infra, *, port: int = 0, **overrides: str) -> It
         process.stop()
 
 
+def running_link_service(infra: Infra, *, port: int = 0, **overrides: str) -> ContextManager[str]:
+    return running_service(infra, "link", port=port, **overrides)
+
+
 @contextmanager
 def running_gateway(
-    infra: Infra, link_url: str, *, port: int = 0, **overrides: str
+    infra: Infra,
+    link_url: str,
+    *,
+    port: int = 0,
+    settings: Mapping[str, str] | None = None,
+    **overrides: str,
 ) -> Iterator[str]:
     """A gateway process in front of ``link_url``; yields its base URL."""
     port = port or free_port()
-    env = settings_for(infra, "gateway", port, link_service_url=link_url, **overrides)
+    settings = {**GENEROUS_LIMITS, **(settings or {}), **overrides}
+    env = settings_for(infra, "gateway", port, link_service_url=link_url, **settings)
     url = f"http://127.0.0.1:{port}"
     process = start_python(
         f"gateway-{port}",
@@ -133,9 +145,30 @@ def link_url(infra: Infra) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def gateway_url(infra: Infra, link_url: str) -> Iterator[str]:
+def user_url(infra: Infra) -> Iterator[str]:
+    with running_service(infra, "user", port=infra.ports.user, **FAST_HASHING) as url:
+        yield url
+
+
+# Limits the whole suite, all from 127.0.0.1, stays under; tests of limits
+# start their own gateway with small ones.
+GENEROUS_LIMITS = {
+    "ratelimit_auth": "100000/minute",
+    "ratelimit_create": "100000/minute",
+    "ratelimit_create_anonymous": "100000/minute",
+    "ratelimit_redirect": "100000/minute",
+    "ratelimit_api": "100000/minute",
+}
+# argon2id at its production cost takes a good part of a second per hash.
+FAST_HASHING = {"argon2_time_cost": "1", "argon2_memory_cost_kib": "8192"}
+
+
+@pytest.fixture(scope="session")
+def gateway_url(infra: Infra, link_url: str, user_url: str) -> Iterator[str]:
     # On the port the link service's short URLs point at.
-    with running_gateway(infra, link_url, port=infra.ports.gateway) as url:
+    with running_gateway(
+        infra, link_url, port=infra.ports.gateway, user_service_url=user_url
+    ) as url:
         yield url
 
 

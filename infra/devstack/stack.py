@@ -65,6 +65,7 @@ class Ports:
     broker: int = 59092
     gateway: int = 8000
     link: int = 8001
+    user: int = 8002
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Ports:
@@ -95,8 +96,14 @@ def database_url(ports: Ports, name: str) -> str:
     return f"postgresql://{name}:{name}@{LOCALHOST}:{ports.postgres}/{name}"
 
 
+# The key the gateway signs identities with. Fixed and public: it guards
+# nothing but a local stack on 127.0.0.1. Compose and Kubernetes generate theirs.
+INTERNAL_AUTH_KEY = "devstack-local-internal-auth-key"
+
+
 def _link_env(ports: Ports) -> dict[str, str]:
     return {
+        "INTERNAL_AUTH_KEY": INTERNAL_AUTH_KEY,
         "LINK_HOST": LOCALHOST,
         "LINK_PORT": str(ports.link),
         "LINK_DATABASE_URL": database_url(ports, "link"),
@@ -110,11 +117,23 @@ def _link_env(ports: Ports) -> dict[str, str]:
     }
 
 
+def _user_env(ports: Ports) -> dict[str, str]:
+    return {
+        "INTERNAL_AUTH_KEY": INTERNAL_AUTH_KEY,
+        "USER_HOST": LOCALHOST,
+        "USER_PORT": str(ports.user),
+        "USER_DATABASE_URL": database_url(ports, "users"),
+    }
+
+
 def _gateway_env(ports: Ports) -> dict[str, str]:
     return {
+        "INTERNAL_AUTH_KEY": INTERNAL_AUTH_KEY,
         "GATEWAY_HOST": LOCALHOST,
         "GATEWAY_PORT": str(ports.gateway),
         "GATEWAY_LINK_SERVICE_URL": f"http://{LOCALHOST}:{ports.link}",
+        "GATEWAY_USER_SERVICE_URL": f"http://{LOCALHOST}:{ports.user}",
+        "GATEWAY_REDIS_URL": f"redis://{LOCALHOST}:{ports.redis}/1",
     }
 
 
@@ -137,6 +156,9 @@ SERVICES: tuple[ServiceSpec, ...] = (
     # In start order: each service only calls those above it.
     ServiceSpec(
         "link", "services.link", _link_env, ("serve",), migrate=("migrate",), database="link"
+    ),
+    ServiceSpec(
+        "user", "services.user", _user_env, ("serve",), migrate=("migrate",), database="users"
     ),
     ServiceSpec("gateway", "gateway", _gateway_env),
 )

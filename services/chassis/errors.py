@@ -4,6 +4,8 @@ Domain code raises these; it never builds an HTTP response. Every error body
 is an RFC 9457 problem document with a stable machine-readable ``code``::
 
     DomainError              400 bad_request
+    ├── UnauthorizedError    401 authentication_required
+    ├── ForbiddenError       403 forbidden
     ├── NotFoundError        404 not_found
     ├── ConflictError        409 conflict
     ├── GoneError            410 gone
@@ -32,9 +34,11 @@ __all__ = [
     "PROBLEM_JSON",
     "ConflictError",
     "DomainError",
+    "ForbiddenError",
     "GoneError",
     "NotFoundError",
     "PayloadTooLarge",
+    "UnauthorizedError",
     "UnavailableError",
     "install_error_handlers",
     "problem_body",
@@ -57,6 +61,23 @@ class DomainError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.headers = dict(headers or {})
+
+
+class UnauthorizedError(DomainError):
+    """No (valid) credentials; the client should authenticate and retry."""
+
+    status_code = 401
+    code = "authentication_required"
+    title = "Authentication required"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"www-authenticate": "Bearer"})
+
+
+class ForbiddenError(DomainError):
+    status_code = 403
+    code = "forbidden"
+    title = "Forbidden"
 
 
 class NotFoundError(DomainError):

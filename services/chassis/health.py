@@ -17,7 +17,10 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse
 
-__all__ = ["DependencyCheck", "health_router"]
+__all__ = ["UNSIGNED_PATHS", "DependencyCheck", "health_router"]
+
+# Probes and scrapes come from the platform, not through the gateway.
+UNSIGNED_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"})
 
 
 @dataclass(frozen=True, slots=True)

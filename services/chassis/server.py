@@ -23,6 +23,10 @@ def serve(app: ASGIApp, settings: ServiceSettings, service: str) -> None:
         log_config=None,
         access_log=False,  # RequestContextMiddleware writes the access line
         server_header=False,
+        # uvicorn would otherwise rewrite the client address from
+        # X-Forwarded-For for connections from 127.0.0.1; the gateway decides
+        # whom to believe itself (gateway/clientip.py).
+        proxy_headers=False,
         timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds),
         timeout_keep_alive=30,
     )

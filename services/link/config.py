@@ -5,12 +5,20 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from services.chassis.config import DatabaseSettings, KafkaSettings, RedisSettings, ServiceSettings
+from services.chassis.config import (
+    DatabaseSettings,
+    InternalAuthSettings,
+    KafkaSettings,
+    RedisSettings,
+    ServiceSettings,
+)
 
 __all__ = ["LinkSettings"]
 
 
-class LinkSettings(ServiceSettings, DatabaseSettings, RedisSettings, KafkaSettings):
+class LinkSettings(
+    ServiceSettings, DatabaseSettings, RedisSettings, KafkaSettings, InternalAuthSettings
+):
     model_config = SettingsConfigDict(env_prefix="LINK_", extra="ignore", frozen=True)
 
     port: int = Field(8001, ge=1, le=65535)
@@ -28,3 +36,6 @@ class LinkSettings(ServiceSettings, DatabaseSettings, RedisSettings, KafkaSettin
     # every real deployment: without it each process draws its own, and the
     # same visitor counts once per process.
     ip_hash_key: SecretStr | None = None
+    # Anonymous callers may shorten (under the gateway's stricter limit) unless
+    # this is off; listing, changing and deleting always need an owner.
+    allow_anonymous_create: bool = True

@@ -2,9 +2,36 @@
 
 from __future__ import annotations
 
-from services.chassis.errors import ConflictError, GoneError, NotFoundError, UnavailableError
+from services.chassis.errors import (
+    ConflictError,
+    DomainError,
+    ForbiddenError,
+    GoneError,
+    NotFoundError,
+    UnavailableError,
+)
 
-__all__ = ["AliasTaken", "CodeSpaceExhausted", "LinkExpired", "LinkNotFound"]
+__all__ = [
+    "AliasTaken",
+    "CodeSpaceExhausted",
+    "InvalidCursor",
+    "InvalidLink",
+    "LinkExpired",
+    "LinkNotFound",
+    "NotLinkOwner",
+]
+
+
+class InvalidLink(DomainError):
+    status_code = 422
+    code = "invalid_link"
+    title = "Invalid link"
+
+
+class InvalidCursor(DomainError):
+    status_code = 422
+    code = "invalid_cursor"
+    title = "Invalid cursor"
 
 
 class LinkNotFound(NotFoundError):
@@ -20,6 +47,15 @@ class LinkExpired(GoneError):
 class AliasTaken(ConflictError):
     code = "alias_taken"
     title = "Alias taken"
+
+
+class NotLinkOwner(ForbiddenError):
+    """Someone else's link: 403, not 404, because a link's existence is
+    public anyway (its redirect and metadata answer anyone); pretending it
+    does not exist would hide nothing and confuse honest clients."""
+
+    code = "not_link_owner"
+    title = "Not your link"
 
 
 class CodeSpaceExhausted(UnavailableError):

@@ -11,12 +11,14 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from services.chassis.app import build_app
 from services.chassis.db import create_engine, ping
 from services.chassis.events import CLICKS_TOPIC
-from services.chassis.health import DependencyCheck
+from services.chassis.health import UNSIGNED_PATHS, DependencyCheck
+from services.chassis.identity import GatewaySigner, RequireGatewayMiddleware
 from services.chassis.kafka import EventPublisher
 from services.chassis.redis import create_redis
 from services.link.cache import LinkCache
 from services.link.clicks import ClickRecorder
 from services.link.config import LinkSettings
+from services.link.resolver import LinkResolver
 from services.link.router import router
 from services.link.service import LinkService
 from services.link.urls import host_key
@@ -35,16 +37,20 @@ def create_app(settings: LinkSettings | None = None) -> FastAPI:
         await publisher.start()
         key = settings.ip_hash_key.get_secret_value().encode() if settings.ip_hash_key else None
         app.state.settings = settings
+        sessions = async_sessionmaker(engine, expire_on_commit=False)
+        cache = LinkCache(
+            redis,
+            ttl_seconds=settings.cache_ttl_seconds,
+            negative_ttl_seconds=settings.negative_cache_ttl_seconds,
+        )
         app.state.links = LinkService(
-            async_sessionmaker(engine, expire_on_commit=False),
-            LinkCache(
-                redis,
-                ttl_seconds=settings.cache_ttl_seconds,
-                negative_ttl_seconds=settings.negative_cache_ttl_seconds,
-            ),
+            sessions,
+            cache,
             code_length=settings.code_length,
             own_hosts=frozenset({host_key(settings.public_base_url)}),
+            allow_anonymous=settings.allow_anonymous_create,
         )
+        app.state.resolver = LinkResolver(sessions, cache)
         app.state.clicks = ClickRecorder(publisher, key)
         app.state.health_checks = [
             DependencyCheck("postgres", lambda: ping(engine)),
@@ -67,6 +73,8 @@ def create_app(settings: LinkSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(router)
+    signer = GatewaySigner(settings.internal_auth_key.get_secret_value().encode())
+    app.add_middleware(RequireGatewayMiddleware, signer=signer, exempt=UNSIGNED_PATHS)
     return app
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 from sqlalchemy import (
@@ -9,9 +10,11 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     Identity,
+    Index,
     SmallInteger,
     String,
     Text,
+    Uuid,
     func,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -25,6 +28,8 @@ class Link(Base):
     __tablename__ = "links"
     __table_args__ = (
         CheckConstraint("redirect_type IN (301, 302, 307, 308)", name="redirect_type"),
+        # "My links, newest first, after this cursor" is one index range scan.
+        Index("ix_links_owner_id_id", "owner_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -34,3 +39,9 @@ class Link(Base):
     redirect_type: Mapped[int] = mapped_column(SmallInteger, default=302)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The user service's user id; null for links created anonymously. No
+    # foreign key: users live in another service's database.
+    owner_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    # Deleted links keep their row, so their code is never handed out again
+    # (a reused code would send old links in the wild somewhere new).
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

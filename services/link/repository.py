@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import select
@@ -18,7 +20,13 @@ class LinkRepository:
         self.session = session
 
     async def insert_if_free(
-        self, *, code: str, url: str, redirect_type: int, expires_at: datetime | None
+        self,
+        *,
+        code: str,
+        url: str,
+        redirect_type: int,
+        expires_at: datetime | None,
+        owner_id: uuid.UUID | None,
     ) -> Link | None:
         """Insert a link, or return None when ``code`` is taken.
 
@@ -27,13 +35,31 @@ class LinkRepository:
         """
         statement = (
             insert(Link)
-            .values(code=code, url=url, redirect_type=redirect_type, expires_at=expires_at)
+            .values(
+                code=code,
+                url=url,
+                redirect_type=redirect_type,
+                expires_at=expires_at,
+                owner_id=owner_id,
+            )
             .on_conflict_do_nothing(index_elements=[Link.code])
             .returning(Link)
         )
         return (await self.session.execute(statement)).scalar_one_or_none()
 
-    async def get_by_code(self, code: str) -> Link | None:
-        return (
-            await self.session.execute(select(Link).where(Link.code == code))
-        ).scalar_one_or_none()
+    async def get_by_code(self, code: str, *, for_update: bool = False) -> Link | None:
+        """A live (not deleted) link; ``for_update`` locks it until the commit."""
+        query = select(Link).where(Link.code == code, Link.deleted_at.is_(None))
+        if for_update:
+            query = query.with_for_update()
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def list_by_owner(
+        self, owner_id: uuid.UUID, *, before_id: int | None, limit: int
+    ) -> Sequence[Link]:
+        """A page of the owner's live links, newest first (keyset pagination)."""
+        query = select(Link).where(Link.owner_id == owner_id, Link.deleted_at.is_(None))
+        if before_id is not None:
+            query = query.where(Link.id < before_id)
+        query = query.order_by(Link.id.desc()).limit(limit)
+        return (await self.session.execute(query)).scalars().all()

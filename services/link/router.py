@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Query, Request, status
 from starlette.responses import Response
 
 from services.chassis.errors import PROBLEM_JSON
-from services.link.dependencies import ClicksDep, LinkServiceDep, SettingsDep
+from services.link.dependencies import (
+    CallerDep,
+    ClicksDep,
+    LinkServiceDep,
+    ResolverDep,
+    SettingsDep,
+)
 from services.link.models import Link
-from services.link.schemas import LinkCreate, LinkOut
+from services.link.schemas import LinkCreate, LinkOut, LinkPage, LinkUpdate
 
 __all__ = ["router"]
 
 router = APIRouter()
 
 _PROBLEM: dict[str, Any] = {"content": {PROBLEM_JSON: {}}}
+_AUTH: dict[int | str, dict[str, Any]] = {401: _PROBLEM, 403: _PROBLEM, 404: _PROBLEM}
 _PERMANENT = frozenset({301, 308})
 
 
@@ -38,17 +45,54 @@ def _out(link: Link, base_url: str) -> LinkOut:
     "/api/v1/links",
     status_code=status.HTTP_201_CREATED,
     tags=["links"],
-    responses={409: _PROBLEM, 413: _PROBLEM, 422: _PROBLEM, 400: _PROBLEM},
+    responses={400: _PROBLEM, 401: _PROBLEM, 409: _PROBLEM, 413: _PROBLEM, 422: _PROBLEM},
 )
-async def create_link(data: LinkCreate, links: LinkServiceDep, settings: SettingsDep) -> LinkOut:
-    """Shorten a URL, under a random code or the given alias."""
-    return _out(await links.create(data), settings.public_base_url)
+async def create_link(
+    data: LinkCreate, caller: CallerDep, links: LinkServiceDep, settings: SettingsDep
+) -> LinkOut:
+    """Shorten a URL, under a random code or the given alias; owned by the caller if signed in."""
+    return _out(await links.create(data, caller), settings.public_base_url)
+
+
+@router.get("/api/v1/links", tags=["links"], responses={401: _PROBLEM, 422: _PROBLEM})
+async def list_links(
+    caller: CallerDep,
+    links: LinkServiceDep,
+    settings: SettingsDep,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> LinkPage:
+    """The caller's links, newest first, a page at a time."""
+    page, next_cursor = await links.list_mine(caller, cursor, limit)
+    items = [_out(link, settings.public_base_url) for link in page]
+    return LinkPage(items=items, next_cursor=next_cursor)
 
 
 @router.get("/api/v1/links/{code}", tags=["links"], responses={404: _PROBLEM})
 async def get_link(code: str, links: LinkServiceDep, settings: SettingsDep) -> LinkOut:
     """A link's metadata, expired or not."""
     return _out(await links.get(code), settings.public_base_url)
+
+
+@router.patch("/api/v1/links/{code}", tags=["links"], responses={**_AUTH, 422: _PROBLEM})
+async def update_link(
+    code: str, data: LinkUpdate, caller: CallerDep, links: LinkServiceDep, settings: SettingsDep
+) -> LinkOut:
+    """Change a link's target, expiry or redirect type (owner only)."""
+    return _out(await links.update(code, data, caller), settings.public_base_url)
+
+
+@router.delete(
+    "/api/v1/links/{code}",
+    tags=["links"],
+    status_code=204,
+    responses=_AUTH,
+    response_class=Response,
+)
+async def delete_link(code: str, caller: CallerDep, links: LinkServiceDep) -> Response:
+    """Delete a link (owner only); its code is never reused."""
+    await links.delete(code, caller)
+    return Response(status_code=204)
 
 
 @router.get(
@@ -66,10 +110,10 @@ async def get_link(code: str, links: LinkServiceDep, settings: SettingsDep) -> L
     },
 )
 async def follow(
-    code: str, request: Request, links: LinkServiceDep, clicks: ClicksDep, settings: SettingsDep
+    code: str, request: Request, resolver: ResolverDep, clicks: ClicksDep, settings: SettingsDep
 ) -> Response:
     """Redirect to the link's target and record the click (the hot path)."""
-    link = await links.resolve(code)
+    link = await resolver.resolve(code)
     clicks.record(request, code)
     if link.redirect_type in _PERMANENT:
         max_age = settings.permanent_redirect_max_age_seconds

@@ -5,11 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["LinkCreate", "LinkOut", "RedirectType"]
+__all__ = ["LinkCreate", "LinkOut", "LinkPage", "LinkUpdate", "RedirectType"]
 
 RedirectType = Literal[301, 302, 307, 308]
+_URL = Field(
+    max_length=4096,  # the service says why past 2048; this only bounds the work
+    examples=["https://example.com/some/long/path?with=query"],
+)
+_EXPIRES = Field(default=None, description="After this instant the link answers 410 Gone.")
+_REDIRECT_DOC = (
+    "301/308 are permanent (browsers may cache them, and cached visits are not counted); "
+    "302/307 are temporary. 307/308 keep the request method."
+)
 
 
 class LinkCreate(BaseModel):
@@ -17,19 +26,30 @@ class LinkCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(
-        max_length=4096,  # url_problem says why past 2048; this only bounds the work
-        examples=["https://example.com/some/long/path?with=query"],
-    )
+    url: str = _URL
     alias: str | None = Field(default=None, max_length=256, examples=["launch-2026"])
-    expires_at: AwareDatetime | None = Field(
-        default=None, description="After this instant the link answers 410 Gone."
-    )
-    redirect_type: RedirectType = Field(
-        default=302,
-        description="301/308 are permanent (browsers may cache them, and cached visits are "
-        "not counted); 302/307 are temporary. 307/308 keep the request method.",
-    )
+    expires_at: AwareDatetime | None = _EXPIRES
+    redirect_type: RedirectType = Field(default=302, description=_REDIRECT_DOC)
+
+
+class LinkUpdate(BaseModel):
+    """Fields to change; those left out stay as they are (``expires_at: null`` clears it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(default=None, max_length=4096)
+    expires_at: AwareDatetime | None = _EXPIRES
+    redirect_type: RedirectType | None = Field(default=None, description=_REDIRECT_DOC)
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> LinkUpdate:
+        if not self.model_fields_set:
+            raise ValueError("Give at least one of url, expires_at, redirect_type.")
+        if "url" in self.model_fields_set and self.url is None:
+            raise ValueError("url cannot be null.")
+        if "redirect_type" in self.model_fields_set and self.redirect_type is None:
+            raise ValueError("redirect_type cannot be null.")
+        return self
 
 
 class LinkOut(BaseModel):
@@ -41,3 +61,10 @@ class LinkOut(BaseModel):
     created_at: datetime
     expires_at: datetime | None
     redirect_type: RedirectType
+
+
+class LinkPage(BaseModel):
+    """One page of links; pass ``next_cursor`` back as ``cursor`` for the next."""
+
+    items: list[LinkOut]
+    next_cursor: str | None

@@ -1,4 +1,4 @@
-"""The rules of links: creating them and resolving codes.
+"""The rules of links: creating, reading, changing and deleting them.
 
 The service owns its units of work: a transaction is opened and committed by
 ``session_scope`` here, and the cache is touched only after the commit, so a
@@ -7,39 +7,39 @@ reader can never cache a state the database does not have.
 
 from __future__ import annotations
 
-import asyncio
+import base64
+import binascii
 import functools
-import time
+import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.chassis.db import session_scope
-from services.chassis.errors import DomainError
-from services.link.cache import NEGATIVE, CachedLink, LinkCache
-from services.link.codes import CODE_RE, RESERVED, alias_problem, generate_code
+from services.chassis.errors import UnauthorizedError
+from services.chassis.identity import Identity
+from services.link.cache import LinkCache
+from services.link.codes import RESERVED, alias_problem, generate_code
 from services.link.exceptions import (
     AliasTaken,
     CodeSpaceExhausted,
-    LinkExpired,
+    InvalidCursor,
+    InvalidLink,
     LinkNotFound,
+    NotLinkOwner,
 )
 from services.link.models import Link
 from services.link.repository import LinkRepository
-from services.link.schemas import LinkCreate
+from services.link.resolver import check_shape
+from services.link.schemas import LinkCreate, LinkUpdate
 from services.link.urls import InvalidUrl, normalize_url
 
-__all__ = ["InvalidLink", "LinkService"]
+__all__ = ["LinkService"]
 
 # At the sizing in docs/capacity.md a collision is ~1 in 600 at the end of
 # year five; five in a row means something is wrong, not unlucky.
 MAX_CODE_ATTEMPTS = 5
-
-
-class InvalidLink(DomainError):
-    status_code = 422
-    code = "invalid_link"
-    title = "Invalid link"
 
 
 class LinkService:
@@ -50,35 +50,97 @@ class LinkService:
         *,
         code_length: int,
         own_hosts: frozenset[str],
+        allow_anonymous: bool,
     ) -> None:
         self.sessions = sessions
         self.cache = cache
         self.code_length = code_length
         self.own_hosts = own_hosts
-        self._loading: dict[str, asyncio.Future[CachedLink | None]] = {}
+        self.allow_anonymous = allow_anonymous
 
-    async def create(self, data: LinkCreate) -> Link:
-        """Store a new link under its alias or a fresh random code."""
-        try:
-            url = normalize_url(data.url, own_hosts=self.own_hosts)
-        except InvalidUrl as exc:
-            raise InvalidLink(str(exc)) from None
+    async def create(self, data: LinkCreate, caller: Identity) -> Link:
+        """Store a new link under its alias or a fresh random code, owned by the caller."""
+        if caller.anonymous and not self.allow_anonymous:
+            raise UnauthorizedError("Creating links needs an account or an API key.")
+        url = self._valid_url(data.url)
         if data.alias is not None and (problem := alias_problem(data.alias)) is not None:
             raise InvalidLink(problem)
-        if data.expires_at is not None and data.expires_at <= datetime.now(UTC):
-            raise InvalidLink("expires_at must be in the future.")
+        _check_expiry(data.expires_at)
         async with session_scope(self.sessions) as session:
-            link = await self._insert(LinkRepository(session), data, url)
+            link = await self._insert(LinkRepository(session), data, url, _owner(caller))
         # A scan may have cached this code as unknown before it existed.
         await self.cache.invalidate(link.code)
         return link
 
-    async def _insert(self, repository: LinkRepository, data: LinkCreate, url: str) -> Link:
+    async def get(self, code: str) -> Link:
+        """The stored link, expired or not (metadata stays readable)."""
+        check_shape(code)
+        async with session_scope(self.sessions) as session:
+            link = await LinkRepository(session).get_by_code(code)
+        if link is None:
+            raise LinkNotFound(f"No link with code '{code}'.")
+        return link
+
+    async def list_mine(
+        self, caller: Identity, cursor: str | None, limit: int
+    ) -> tuple[Sequence[Link], str | None]:
+        """A page of the caller's links, newest first, and the cursor of the next page."""
+        owner = _require_user(caller)
+        before = _decode_cursor(cursor) if cursor else None
+        async with session_scope(self.sessions) as session:
+            rows = await LinkRepository(session).list_by_owner(
+                owner, before_id=before, limit=limit + 1
+            )
+        page, more = rows[:limit], len(rows) > limit
+        return page, _encode_cursor(page[-1].id) if more else None
+
+    async def update(self, code: str, data: LinkUpdate, caller: Identity) -> Link:
+        """Change target, expiry or type; the next redirect sees the change."""
+        owner = _require_user(caller)
+        check_shape(code)
+        changes = data.model_dump(exclude_unset=True)
+        if "url" in changes:
+            changes["url"] = self._valid_url(changes["url"])
+        _check_expiry(changes.get("expires_at"))
+        async with session_scope(self.sessions) as session:
+            link = await self._owned(LinkRepository(session), code, owner)
+            for field, value in changes.items():
+                setattr(link, field, value)
+        await self.cache.invalidate(code)
+        return link
+
+    async def delete(self, code: str, caller: Identity) -> None:
+        """Delete a link: its redirect answers 404 from the next request on."""
+        owner = _require_user(caller)
+        check_shape(code)
+        async with session_scope(self.sessions) as session:
+            link = await self._owned(LinkRepository(session), code, owner)
+            link.deleted_at = datetime.now(UTC)
+        await self.cache.invalidate(code)
+
+    async def _owned(self, repository: LinkRepository, code: str, owner: uuid.UUID) -> Link:
+        link = await repository.get_by_code(code, for_update=True)
+        if link is None:
+            raise LinkNotFound(f"No link with code '{code}'.")
+        if link.owner_id != owner:
+            raise NotLinkOwner(f"The link '{code}' belongs to someone else.")
+        return link
+
+    def _valid_url(self, url: str) -> str:
+        try:
+            return normalize_url(url, own_hosts=self.own_hosts)
+        except InvalidUrl as exc:
+            raise InvalidLink(str(exc)) from None
+
+    async def _insert(
+        self, repository: LinkRepository, data: LinkCreate, url: str, owner: uuid.UUID | None
+    ) -> Link:
         insert = functools.partial(
             repository.insert_if_free,
             url=url,
             redirect_type=data.redirect_type,
             expires_at=data.expires_at,
+            owner_id=owner,
         )
         if data.alias is not None:
             link = await insert(code=data.alias)
@@ -94,68 +156,33 @@ class LinkService:
                 return link
         raise CodeSpaceExhausted("Could not find a free code; try again.")
 
-    async def get(self, code: str) -> Link:
-        """The stored link, expired or not (metadata stays readable)."""
-        _check_shape(code)
-        async with session_scope(self.sessions) as session:
-            link = await LinkRepository(session).get_by_code(code)
-        if link is None:
-            raise LinkNotFound(f"No link with code '{code}'.")
-        return link
 
-    async def resolve(self, code: str) -> CachedLink:
-        """Where ``code`` redirects to: the hot path, served from the cache when possible."""
-        _check_shape(code)
-        cached = await self.cache.get(code)
-        if cached is NEGATIVE:
-            raise LinkNotFound(f"No link with code '{code}'.")
-        link = cached if isinstance(cached, CachedLink) else await self._load_once(code)
-        if link is None:
-            raise LinkNotFound(f"No link with code '{code}'.")
-        if link.expired(time.time()):
-            raise LinkExpired(f"The link '{code}' has expired.")
-        return link
-
-    async def _load_once(self, code: str) -> CachedLink | None:
-        """Load a missed code from Postgres, once per process however many ask.
-
-        Without this, a popular link whose entry expires sends every
-        concurrent request to the database at once (a cache stampede).
-        """
-        pending = self._loading.get(code)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[CachedLink | None] = asyncio.get_running_loop().create_future()
-        self._loading[code] = future
-        try:
-            link = await self._load(code)
-        except asyncio.CancelledError:
-            future.cancel()
-            raise
-        except Exception as exc:
-            future.set_exception(exc)
-            future.exception()  # marked retrieved: the waiters re-raise it
-            raise
-        else:
-            future.set_result(link)
-            return link
-        finally:
-            del self._loading[code]
-
-    async def _load(self, code: str) -> CachedLink | None:
-        async with session_scope(self.sessions) as session:
-            row = await LinkRepository(session).get_by_code(code)
-        if row is None:
-            await self.cache.put(code, NEGATIVE)
-            return None
-        link = CachedLink(
-            row.url, row.redirect_type, row.expires_at.timestamp() if row.expires_at else None
-        )
-        await self.cache.put(code, link)
-        return link
+def _owner(caller: Identity) -> uuid.UUID | None:
+    return uuid.UUID(caller.user_id) if caller.user_id else None
 
 
-def _check_shape(code: str) -> None:
-    """A string that cannot be a code is simply not found (and never a cache key)."""
-    if not CODE_RE.fullmatch(code):
-        raise LinkNotFound(f"No link with code '{code[:64]}'.")
+def _require_user(caller: Identity) -> uuid.UUID:
+    owner = _owner(caller)
+    if owner is None:
+        raise UnauthorizedError("This needs an account or an API key.")
+    return owner
+
+
+def _check_expiry(expires_at: datetime | None) -> None:
+    if expires_at is not None and expires_at <= datetime.now(UTC):
+        raise InvalidLink("expires_at must be in the future.")
+
+
+def _encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(str(last_id).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        value = int(raw)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidCursor("The cursor is not one this API gave out.") from None
+    if value <= 0:
+        raise InvalidCursor("The cursor is not one this API gave out.")
+    return value
