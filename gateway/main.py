@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.openapi.utils import get_openapi
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.types import ASGIApp
 
@@ -82,21 +80,13 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi(request: Request) -> JSONResponse:
         merger: OpenApiMerger = request.app.state.openapi
-        return JSONResponse(await merger.document(_own_openapi(app)))
+        return JSONResponse(await merger.document(app.openapi()))
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
         return get_swagger_ui_html(openapi_url="/openapi.json", title="URL shortener API")
 
     return RequestContextMiddleware(EdgeRouter(app), access_log_enabled=settings.access_log)
-
-
-def _own_openapi(app: FastAPI) -> dict[str, Any]:
-    if app.openapi_schema is None:
-        app.openapi_schema = get_openapi(
-            title=app.title, version=app.version, description=app.description, routes=app.routes
-        )
-    return app.openapi_schema
 
 
 def _probe(client: httpx.AsyncClient, base_url: str) -> Callable[[], Awaitable[None]]:

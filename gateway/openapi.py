@@ -9,6 +9,7 @@ answers again.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import time
 from typing import Any
@@ -17,6 +18,7 @@ import httpx
 
 from gateway.proxy import Upstream
 from gateway.routes import match
+from services.chassis.openapi import problem_response_doc
 
 __all__ = ["OpenApiMerger"]
 
@@ -47,7 +49,7 @@ class OpenApiMerger:
                 continue
             for path, item in doc.get("paths", {}).items():
                 if match(_example(path)) == upstream.name:
-                    merged["paths"][path] = item
+                    merged["paths"][path] = _with_edge_responses(item)
             schemas.update(doc.get("components", {}).get("schemas", {}))
         merged["components"] = {**own.get("components", {}), "schemas": schemas}
         if complete:
@@ -66,6 +68,28 @@ class OpenApiMerger:
             )
             return None
         return doc
+
+
+# What the gateway itself may answer to any proxied request, before or
+# instead of the service: bad credentials, limits, an upstream that is away.
+_EDGE_RESPONSES = {
+    "401": "Credentials were given and did not verify",
+    "429": "Rate limited; see Retry-After and RateLimit-*",
+    "503": "The upstream or a dependency of the edge is unavailable",
+    "504": "The upstream did not answer in time",
+}
+
+
+def _with_edge_responses(item: dict[str, Any]) -> dict[str, Any]:
+    item = copy.deepcopy(item)
+    for operation in item.values():
+        responses = operation.setdefault("responses", {})
+        extra = dict(_EDGE_RESPONSES)
+        if "requestBody" in operation:
+            extra["413"] = "The body is larger than the gateway accepts"
+        for status, description in extra.items():
+            responses.setdefault(status, problem_response_doc(description))
+    return item
 
 
 def _example(template: str) -> str:

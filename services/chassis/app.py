@@ -12,6 +12,7 @@ from services.chassis.errors import install_error_handlers
 from services.chassis.health import health_router
 from services.chassis.http import BodySizeLimitMiddleware, RequestContextMiddleware
 from services.chassis.metrics import metrics_router
+from services.chassis.openapi import install_problem_schema
 
 __all__ = ["build_app"]
 
@@ -42,6 +43,7 @@ def build_app(
         redoc_url=None,
     )
     install_error_handlers(app)
+    install_problem_schema(app)
     app.include_router(health_router())
     app.include_router(metrics_router())
     if edge_middleware:
