@@ -2,13 +2,16 @@
 
 Tokens are verified locally against these keys: no call per request, and
 valid tokens keep working while the user service is down. A token with an
-unknown ``kid`` (a key rotated in since the last fetch) triggers a refetch,
-at most once per ``min_refetch_seconds`` so garbage tokens cannot turn the
-gateway into a JWKS flood.
+unknown ``kid`` (a key rotated in since the last fetch) triggers a refetch.
+Refetches happen at most once per ``min_refetch_seconds`` (a burst of
+garbage kids cannot turn the gateway into a JWKS flood), and a request that
+arrives inside that window waits for the next fetch rather than failing, so
+the first tokens of a freshly rotated key verify too.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -29,7 +32,7 @@ class JwksCache:
         url: str,
         *,
         max_age_seconds: float = 300.0,
-        min_refetch_seconds: float = 5.0,
+        min_refetch_seconds: float = 1.0,
     ) -> None:
         self.client = client
         self.url = url
@@ -38,17 +41,34 @@ class JwksCache:
         self._keys: dict[str, Any] = {}
         self._fetched_at = float("-inf")
         self._tried_at = float("-inf")
+        self._lock = asyncio.Lock()
+        self._background: set[asyncio.Task[None]] = set()
 
     async def key(self, kid: str) -> Any | None:
         """The verification key for ``kid``, refetching when it is unknown or stale."""
-        now = time.monotonic()
-        stale = now - self._fetched_at > self.max_age
-        if (kid not in self._keys or stale) and now - self._tried_at > self.min_refetch:
-            await self._fetch(now)
+        arrived = time.monotonic()
+        if kid in self._keys:
+            # A known key answers at once; a stale set is refreshed behind it,
+            # so tokens keep verifying while the user service is away.
+            if arrived - self._fetched_at > self.max_age and not self._lock.locked():
+                task = asyncio.create_task(self._refresh(arrived))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+            return self._keys[kid]
+        await self._refresh(arrived)
         return self._keys.get(kid)
 
-    async def _fetch(self, now: float) -> None:
-        self._tried_at = now
+    async def _refresh(self, arrived: float) -> None:
+        async with self._lock:
+            # One fetch serves everyone who queued behind it.
+            if self._tried_at < arrived:
+                wait = self._tried_at + self.min_refetch - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                await self._fetch()
+
+    async def _fetch(self) -> None:
+        now = self._tried_at = time.monotonic()
         try:
             response = await self.client.get(self.url, timeout=2.0)
             response.raise_for_status()

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import httpx
+import jwt
 
+from infra.devstack.processes import run_once
 from tests.accounts import api_key, login, register
+from tests.conftest import FAST_HASHING, Infra, settings_for
 
 
 def test_register_login_and_me(client: httpx.Client) -> None:
@@ -108,3 +111,18 @@ def test_a_token_keeps_working_across_a_new_login(client: httpx.Client) -> None:
     account = register(client)
     login(client, account.email, account.password)
     assert client.get("/api/v1/users/me", headers=account.bearer).status_code == 200
+
+
+def test_a_key_rotation_needs_no_restart_and_old_tokens_keep_working(
+    client: httpx.Client, infra: Infra
+) -> None:
+    account = register(client)
+    old_kid = jwt.get_unverified_header(account.access_token)["kid"]
+    env = settings_for(infra, "user", infra.ports.user, **FAST_HASHING)
+    run_once(["-m", "services.user", "rotate-key"], env)
+    fresh = login(client, account.email, account.password)["access_token"]
+    assert jwt.get_unverified_header(fresh)["kid"] != old_kid
+    # The gateway has never seen the new kid: it fetches the JWKS on the spot.
+    for token in (fresh, account.access_token):
+        me = client.get("/api/v1/users/me", headers={"authorization": f"Bearer {token}"})
+        assert me.status_code == 200
