@@ -16,6 +16,7 @@ class GatewaySettings(ServiceSettings, RedisSettings, InternalAuthSettings):
     port: int = Field(8000, ge=1, le=65535)
     link_service_url: str = "http://127.0.0.1:8001"
     user_service_url: str = "http://127.0.0.1:8002"
+    analytics_service_url: str = "http://127.0.0.1:8003"
     upstream_connect_timeout_seconds: float = Field(1.0, gt=0)
     upstream_timeout_seconds: float = Field(5.0, gt=0)
     upstream_max_connections: int = Field(256, ge=1)

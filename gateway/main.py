@@ -33,6 +33,7 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
     upstreams = {
         "link": Upstream("link", settings.link_service_url.rstrip("/")),
         "user": Upstream("user", settings.user_service_url.rstrip("/")),
+        "analytics": Upstream("analytics", settings.analytics_service_url.rstrip("/")),
     }
     signer = GatewaySigner(settings.internal_auth_key.get_secret_value().encode())
 

@@ -33,6 +33,8 @@ class Route:
 _CODE_PATH = re.compile(r"/[A-Za-z0-9_-]{1,64}")
 
 ROUTES: Final = (
+    Route("/api/v1/links", "analytics", pattern=re.compile(r"/api/v1/links/[^/]+/stats")),
+    Route("/api/v1/stats", "analytics"),
     Route("/api/v1/links", "link"),
     Route("/api/v1/auth", "user"),
     Route("/api/v1/users", "user"),

@@ -67,7 +67,7 @@ def infra(workdir: Path) -> Iterator[Infra]:
     try:
         ports = Ports.free()
         started.append(start_postgres(workdir / "pg", ports.postgres, workdir / "postgres.log"))
-        for database in ("link", "users"):
+        for database in ("link", "users", "analytics"):
             ensure_database(ports.postgres, database, database, database)
         started.append(start_redis(ports.redis, workdir / "redis", workdir / "redis.log"))
         started.append(start_broker(ports.broker, workdir / "broker.log"))
@@ -141,6 +141,13 @@ def running_gateway(
 @pytest.fixture(scope="session")
 def link_url(infra: Infra) -> Iterator[str]:
     with running_link_service(infra, port=infra.ports.link) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def analytics_url(infra: Infra) -> Iterator[str]:
+    # On the port the session gateway routes stats to.
+    with running_service(infra, "analytics", port=infra.ports.analytics) as url:
         yield url
 
 

@@ -66,6 +66,7 @@ class Ports:
     gateway: int = 8000
     link: int = 8001
     user: int = 8002
+    analytics: int = 8003
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Ports:
@@ -126,6 +127,19 @@ def _user_env(ports: Ports) -> dict[str, str]:
     }
 
 
+def _analytics_env(ports: Ports) -> dict[str, str]:
+    return {
+        "INTERNAL_AUTH_KEY": INTERNAL_AUTH_KEY,
+        "ANALYTICS_HOST": LOCALHOST,
+        "ANALYTICS_PORT": str(ports.analytics),
+        "ANALYTICS_DATABASE_URL": database_url(ports, "analytics"),
+        # Unique visitors (HyperLogLog); db 0 is the link cache, db 1 rate limits.
+        "ANALYTICS_REDIS_URL": f"redis://{LOCALHOST}:{ports.redis}/2",
+        "ANALYTICS_KAFKA_BOOTSTRAP_SERVERS": f"{LOCALHOST}:{ports.broker}",
+        "ANALYTICS_KAFKA_ENABLE_IDEMPOTENCE": "false",
+    }
+
+
 def _gateway_env(ports: Ports) -> dict[str, str]:
     return {
         "INTERNAL_AUTH_KEY": INTERNAL_AUTH_KEY,
@@ -133,6 +147,7 @@ def _gateway_env(ports: Ports) -> dict[str, str]:
         "GATEWAY_PORT": str(ports.gateway),
         "GATEWAY_LINK_SERVICE_URL": f"http://{LOCALHOST}:{ports.link}",
         "GATEWAY_USER_SERVICE_URL": f"http://{LOCALHOST}:{ports.user}",
+        "GATEWAY_ANALYTICS_SERVICE_URL": f"http://{LOCALHOST}:{ports.analytics}",
         "GATEWAY_REDIS_URL": f"redis://{LOCALHOST}:{ports.redis}/1",
     }
 
@@ -159,6 +174,14 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ),
     ServiceSpec(
         "user", "services.user", _user_env, ("serve",), migrate=("migrate",), database="users"
+    ),
+    ServiceSpec(
+        "analytics",
+        "services.analytics",
+        _analytics_env,
+        ("serve",),
+        migrate=("migrate",),
+        database="analytics",
     ),
     ServiceSpec("gateway", "gateway", _gateway_env),
 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Final, Literal
 
 import orjson
 
@@ -19,6 +19,8 @@ __all__ = [
     "CLICKS_TOPIC",
     "LINKS_TOPIC",
     "TOPICS",
+    "LinkChangeType",
+    "LinkChanged",
     "LinkClicked",
 ]
 
@@ -50,3 +52,33 @@ class LinkClicked:
 
     def to_json(self) -> bytes:
         return orjson.dumps(self)  # orjson serialises dataclasses natively
+
+
+LinkChangeType = Literal["link.created", "link.updated", "link.deleted"]
+
+
+@dataclass(frozen=True, slots=True)
+class LinkChanged:
+    """A link was created, updated or deleted (topic ``links``, keyed by code).
+
+    Written to the link service's outbox in the same transaction as the
+    change, then relayed: consumers (analytics) learn links and their owners
+    without calling the link service. ``url``, ``expires_at`` and
+    ``redirect_type`` are the state after the change (None once deleted).
+    """
+
+    event_id: str
+    type: LinkChangeType
+    code: str
+    owner_id: str | None
+    url: str | None
+    expires_at: datetime | None
+    redirect_type: int | None
+    occurred_at: datetime
+    schema_version: int = 1
+
+    def key(self) -> bytes:
+        return self.code.encode()
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self)
