@@ -44,7 +44,7 @@ def test_reserved_words_cannot_be_aliases(word: str) -> None:
 
 
 def test_the_gateway_routes_exactly_what_can_be_a_code() -> None:
-    code_route = next(r for r in ROUTES if r.pattern is not None)
+    code_route = next(r for r in ROUTES if r.prefix == "/" and r.pattern is not None)
     assert code_route.pattern is not None
     assert code_route.pattern.pattern == "/" + CODE_PATTERN
     assert match("/" + generate_code(7)) == "link"
@@ -52,4 +52,6 @@ def test_the_gateway_routes_exactly_what_can_be_a_code() -> None:
     assert match("/healthz") is None
     assert match("/api/v1/links") == "link"
     assert match("/api/v1/linksmore") is None
+    assert match("/api/v1/links/abc/stats") == "analytics"
+    assert match("/api/v1/links/abc") == "link"
     assert re.fullmatch(CODE_PATTERN, "a" * 65) is None
