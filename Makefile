@@ -2,10 +2,10 @@
 .DEFAULT_GOAL := help
 PY := .venv/bin/python
 
-.PHONY: help install dev down status test lint fmt clean
+.PHONY: help install dev down status test lint fmt clean bench-pipeline
 
 help: ## Show this help
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 install: ## Install what is missing (Debian postgres/redis, uv, .venv); safe to repeat
 	@./infra/bootstrap.sh
@@ -25,11 +25,14 @@ test: install ## Run the test suite against real Postgres, Redis and broker
 lint: install ## ruff (lint and format check) and mypy --strict
 	@$(PY) -m ruff check .
 	@$(PY) -m ruff format --check .
-	@$(PY) -m mypy --strict services gateway infra tests
+	@$(PY) -m mypy --strict services gateway infra loadtests tests
 
 fmt: install ## Format the code and apply safe lint fixes
 	@$(PY) -m ruff format .
 	@$(PY) -m ruff check --fix .
+
+bench-pipeline: install ## Measure the click pipeline (own stack on free ports) -> docs/performance-pipeline.md
+	@$(PY) -m loadtests.bench_pipeline
 
 clean: down ## Stop the stack and delete its state (.devstack/)
 	@rm -rf .devstack

@@ -38,6 +38,8 @@ from services.chassis.events import TOPICS
 class Infra:
     workdir: Path
     ports: Ports
+    # The session's broker, for tests that pause it.
+    broker: ManagedProcess
 
     @property
     def link_database_url(self) -> str:
@@ -70,9 +72,10 @@ def infra(workdir: Path) -> Iterator[Infra]:
         for database in ("link", "users", "analytics"):
             ensure_database(ports.postgres, database, database, database)
         started.append(start_redis(ports.redis, workdir / "redis", workdir / "redis.log"))
-        started.append(start_broker(ports.broker, workdir / "broker.log"))
+        broker = start_broker(ports.broker, workdir / "broker.log")
+        started.append(broker)
         create_topics(f"127.0.0.1:{ports.broker}", TOPICS)
-        yield Infra(workdir, ports)
+        yield Infra(workdir, ports, broker)
     finally:
         for process in reversed(started):
             process.stop()
@@ -87,9 +90,10 @@ def settings_for(infra: Infra, name: str, port: int, **overrides: str) -> dict[s
     return env
 
 
-@contextmanager
-def running_service(infra: Infra, name: str, *, port: int = 0, **overrides: str) -> Iterator[str]:
-    """A service process (migrated first; on a free port unless given); yields its URL."""
+def start_service(
+    infra: Infra, name: str, *, port: int = 0, **overrides: str
+) -> tuple[str, ManagedProcess]:
+    """A service process, migrated first, on a free port unless given: (its URL, it)."""
     port = port or free_port()
     env = settings_for(infra, name, port, **overrides)
     run_once(["-m", f"services.{name}", "migrate"], env)
@@ -101,6 +105,13 @@ def running_service(infra: Infra, name: str, *, port: int = 0, **overrides: str)
         infra.workdir / f"{name}-{port}.log",
         ready_url=f"{url}/readyz",
     )
+    return url, process
+
+
+@contextmanager
+def running_service(infra: Infra, name: str, *, port: int = 0, **overrides: str) -> Iterator[str]:
+    """A service process for the duration of a ``with``; yields its URL."""
+    url, process = start_service(infra, name, port=port, **overrides)
     try:
         yield url
     finally:
