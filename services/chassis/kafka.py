@@ -25,7 +25,7 @@ from prometheus_client import Counter, Gauge
 
 from services.chassis.config import KafkaSettings
 
-__all__ = ["EventPublisher", "OutgoingEvent"]
+__all__ = ["EventPublisher", "OutgoingEvent", "create_producer"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,19 @@ SEND_FAILURES = Counter(
 )
 BUFFER_DEPTH = Gauge("events_buffer_depth", "Events waiting in memory for the broker.", ["topic"])
 BROKER_CONNECTED = Gauge("events_broker_connected", "1 while the producer is connected.", ["topic"])
+
+
+def create_producer(settings: KafkaSettings, *, linger_ms: int = 5) -> AIOKafkaProducer:
+    """A producer that waits for every in-sync replica (``acks=all``): an
+    acknowledged event survives the loss of a broker."""
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        enable_idempotence=settings.kafka_enable_idempotence,
+        acks="all",
+        linger_ms=linger_ms,
+        request_timeout_ms=settings.kafka_request_timeout_ms,
+        retry_backoff_ms=100,
+    )
 
 
 class OutgoingEvent(NamedTuple):
@@ -176,14 +189,7 @@ class EventPublisher:
         return not failed
 
     async def _connect(self) -> bool:
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self._settings.kafka_bootstrap_servers,
-            enable_idempotence=self._settings.kafka_enable_idempotence,
-            acks="all",
-            linger_ms=5,
-            request_timeout_ms=self._settings.kafka_request_timeout_ms,
-            retry_backoff_ms=100,
-        )
+        producer = create_producer(self._settings)
         try:
             await producer.start()
         except Exception as exc:

@@ -18,6 +18,7 @@ from services.chassis.redis import create_redis
 from services.link.cache import LinkCache
 from services.link.clicks import ClickRecorder
 from services.link.config import LinkSettings
+from services.link.outbox import OutboxRelay
 from services.link.resolver import LinkResolver
 from services.link.router import router
 from services.link.service import LinkService
@@ -38,6 +39,8 @@ def create_app(settings: LinkSettings | None = None) -> FastAPI:
         key = settings.ip_hash_key.get_secret_value().encode() if settings.ip_hash_key else None
         app.state.settings = settings
         sessions = async_sessionmaker(engine, expire_on_commit=False)
+        relay = OutboxRelay(sessions, settings)
+        await relay.start()
         cache = LinkCache(
             redis,
             ttl_seconds=settings.cache_ttl_seconds,
@@ -49,6 +52,7 @@ def create_app(settings: LinkSettings | None = None) -> FastAPI:
             code_length=settings.code_length,
             own_hosts=frozenset({host_key(settings.public_base_url)}),
             allow_anonymous=settings.allow_anonymous_create,
+            events_committed=relay.wake,
         )
         app.state.resolver = LinkResolver(sessions, cache)
         app.state.clicks = ClickRecorder(publisher, key)
@@ -62,6 +66,7 @@ def create_app(settings: LinkSettings | None = None) -> FastAPI:
             yield
         finally:
             app.state.draining = True
+            await relay.stop(settings.shutdown_timeout_seconds)
             await publisher.stop(settings.shutdown_timeout_seconds)
             await redis.aclose()
             await engine.dispose()

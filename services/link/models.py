@@ -11,17 +11,19 @@ from sqlalchemy import (
     DateTime,
     Identity,
     Index,
+    LargeBinary,
     SmallInteger,
     String,
     Text,
     Uuid,
     func,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.chassis.db import Base
 
-__all__ = ["Link"]
+__all__ = ["Link", "OutboxMessage"]
 
 
 class Link(Base):
@@ -45,3 +47,23 @@ class Link(Base):
     # Deleted links keep their row, so their code is never handed out again
     # (a reused code would send old links in the wild somewhere new).
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class OutboxMessage(Base):
+    """An event written in the transaction of the change it reports (see outbox.py)."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        # The relay reads only pending rows, oldest first; published rows (kept
+        # a few days to answer "did it go out, and when") never enter it.
+        Index("ix_outbox_pending", "id", postgresql_where=text("published_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    topic: Mapped[str] = mapped_column(Text)
+    key: Mapped[bytes] = mapped_column(LargeBinary)
+    # The bytes the event contract serialised, sent as they are: jsonb would
+    # reorder and respace them. Read with convert_from(payload, 'UTF8')::jsonb.
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -2,7 +2,9 @@
 
 The service owns its units of work: a transaction is opened and committed by
 ``session_scope`` here, and the cache is touched only after the commit, so a
-reader can never cache a state the database does not have.
+reader can never cache a state the database does not have. Each change writes
+its ``LinkChanged`` event to the outbox in that same transaction (outbox.py):
+no event for a change that rolled back, no change without its event.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ import base64
 import binascii
 import functools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.chassis.db import session_scope
 from services.chassis.errors import UnauthorizedError
+from services.chassis.events import LINKS_TOPIC, LinkChanged, LinkChangeType
 from services.chassis.identity import Identity
 from services.link.cache import LinkCache
 from services.link.codes import RESERVED, alias_problem, generate_code
@@ -30,6 +33,7 @@ from services.link.exceptions import (
     NotLinkOwner,
 )
 from services.link.models import Link
+from services.link.outbox import stage
 from services.link.repository import LinkRepository
 from services.link.resolver import check_shape
 from services.link.schemas import LinkCreate, LinkUpdate
@@ -51,12 +55,16 @@ class LinkService:
         code_length: int,
         own_hosts: frozenset[str],
         allow_anonymous: bool,
+        events_committed: Callable[[], None],
     ) -> None:
         self.sessions = sessions
         self.cache = cache
         self.code_length = code_length
         self.own_hosts = own_hosts
         self.allow_anonymous = allow_anonymous
+        # Called after a commit that wrote outbox rows: the relay sends them now
+        # instead of at its next poll.
+        self.events_committed = events_committed
 
     async def create(self, data: LinkCreate, caller: Identity) -> Link:
         """Store a new link under its alias or a fresh random code, owned by the caller."""
@@ -68,6 +76,8 @@ class LinkService:
         _check_expiry(data.expires_at)
         async with session_scope(self.sessions) as session:
             link = await self._insert(LinkRepository(session), data, url, _owner(caller))
+            _record(session, "link.created", link)
+        self.events_committed()
         # A scan may have cached this code as unknown before it existed.
         await self.cache.invalidate(link.code)
         return link
@@ -106,6 +116,8 @@ class LinkService:
             link = await self._owned(LinkRepository(session), code, owner)
             for field, value in changes.items():
                 setattr(link, field, value)
+            _record(session, "link.updated", link)
+        self.events_committed()
         await self.cache.invalidate(code)
         return link
 
@@ -116,6 +128,8 @@ class LinkService:
         async with session_scope(self.sessions) as session:
             link = await self._owned(LinkRepository(session), code, owner)
             link.deleted_at = datetime.now(UTC)
+            _record(session, "link.deleted", link)
+        self.events_committed()
         await self.cache.invalidate(code)
 
     async def _owned(self, repository: LinkRepository, code: str, owner: uuid.UUID) -> Link:
@@ -155,6 +169,23 @@ class LinkService:
             if link is not None:
                 return link
         raise CodeSpaceExhausted("Could not find a free code; try again.")
+
+
+def _record(session: AsyncSession, change: LinkChangeType, link: Link) -> None:
+    """Stage the event of ``change`` in the transaction that makes it."""
+    live = change != "link.deleted"
+    event = LinkChanged(
+        event_id=uuid.uuid4().hex,
+        type=change,
+        code=link.code,
+        owner_id=str(link.owner_id) if link.owner_id else None,
+        url=link.url if live else None,
+        # A PATCH may give any offset; events speak UTC, as the database does.
+        expires_at=link.expires_at.astimezone(UTC) if live and link.expires_at else None,
+        redirect_type=link.redirect_type if live else None,
+        occurred_at=datetime.now(UTC),
+    )
+    stage(session, LINKS_TOPIC, event.key(), event.to_json())
 
 
 def _owner(caller: Identity) -> uuid.UUID | None:

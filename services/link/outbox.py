@@ -1,0 +1,266 @@
+"""The transactional outbox: events committed with the change they report, then relayed.
+
+``stage`` adds an event to the caller's transaction, so the event exists if and
+only if the change commits. ``OutboxRelay`` moves pending rows to Kafka:
+
+1. lock the oldest pending rows with ``FOR UPDATE SKIP LOCKED``, so replicas
+   relaying side by side take disjoint batches instead of waiting for each
+   other or sending the same rows twice;
+2. send them and wait for every acknowledgement (``acks=all``);
+3. mark them published in the transaction that locked them, and commit.
+
+A crash between 2 and 3 sends the batch again: delivery is at-least-once and
+consumers deduplicate by ``event_id``. While the broker is away the relay
+retries with backoff and the rows wait in the table: requests never wait for
+the broker, and nothing is lost. Rows of one key (a link code) go out in the
+order they were written, even with several relays (``_held_back``), so a
+partition carries each link's history in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from aiokafka import AIOKafkaProducer
+from prometheus_client import Counter, Gauge
+from sqlalchemy import Row, delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.chassis.config import KafkaSettings
+from services.chassis.db import session_scope
+from services.chassis.kafka import create_producer
+from services.link.models import OutboxMessage
+
+__all__ = ["OutboxRelay", "stage"]
+
+log = logging.getLogger(__name__)
+
+OUTBOX_PENDING = Gauge(
+    "outbox_pending",
+    "Outbox events not yet acknowledged by the broker, as of the last count. "
+    "Every replica counts the same table: aggregate with max, not sum.",
+)
+OUTBOX_PUBLISHED = Counter("outbox_published_total", "Outbox events acknowledged by the broker.")
+OUTBOX_FAILURES = Counter(
+    "outbox_publish_failures_total",
+    "Relay rounds that failed (broker or database away); their events stay pending.",
+)
+
+BATCH_SIZE = 500
+# The floor of an event's delay when the relay of another replica has it;
+# this replica's own commits wake its relay at once.
+POLL_INTERVAL_SECONDS = 0.2
+# Counting reads the whole pending index: cheap when drained, not during an outage.
+COUNT_INTERVAL_SECONDS = 5.0
+# Published rows answer "did it go out, and when"; two days of them is about
+# 7 M rows at the average rate of docs/capacity.md.
+RETENTION = timedelta(days=2)
+CLEANUP_INTERVAL_SECONDS = 600.0
+# Deleted a slice per transaction, each well inside the statement timeout.
+CLEANUP_BATCH = 10_000
+MIN_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS = 0.1, 5.0
+
+OutboxRow = Row[int, str, bytes, bytes]
+
+
+def stage(session: AsyncSession, topic: str, key: bytes, payload: bytes) -> None:
+    """Add an event to the session's transaction: it exists if, and only if, that commits."""
+    session.add(OutboxMessage(topic=topic, key=key, payload=payload))
+
+
+class OutboxRelay:
+    """Relays committed outbox rows to Kafka from a background task, one per process."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        settings: KafkaSettings,
+        *,
+        batch_size: int = BATCH_SIZE,
+        poll_interval_seconds: float = POLL_INTERVAL_SECONDS,
+    ) -> None:
+        self._sessions = sessions
+        self._settings = settings
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval_seconds
+        # An acknowledgement later than this is a failure; the rows stay locked until then.
+        self._ack_timeout = 2 * settings.kafka_request_timeout_ms / 1000
+        self._wakeup = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self._producer: AIOKafkaProducer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._next_count = 0.0
+        self._next_cleanup = 0.0
+
+    def wake(self) -> None:
+        """Relay now rather than at the next poll: a commit just wrote outbox rows."""
+        self._wakeup.set()
+
+    async def start(self) -> None:
+        """Start relaying in the background; the broker need not be up yet."""
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self, timeout_seconds: float) -> None:
+        """Finish the batch in flight (within the bound), then close the producer.
+
+        Nothing is flushed or lost here: pending rows wait in the table for the
+        next relay, of this replica or another.
+        """
+        self._stopped.set()
+        self._wakeup.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout_seconds)
+            except TimeoutError:
+                self._task.cancel()  # the batch's transaction rolls back: rows stay pending
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+        await self._disconnect()
+
+    async def _run(self) -> None:
+        backoff = MIN_BACKOFF_SECONDS
+        while not self._stopped.is_set():
+            # Cleared before the poll, so a commit landing during it is not missed.
+            self._wakeup.clear()
+            try:
+                await self._housekeeping()
+                sent = await self._relay_batch()
+            except Exception as exc:
+                OUTBOX_FAILURES.inc()
+                if backoff == MIN_BACKOFF_SECONDS:  # one line per outage, not per retry
+                    log.warning("outbox relay failing, events wait", extra={"error": repr(exc)})
+                await self._disconnect()
+                # Commits do not cut a backoff short: a busy service would hammer a dead broker.
+                await _pause(self._stopped, backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                continue
+            if backoff > MIN_BACKOFF_SECONDS:
+                log.info("outbox relay recovered")
+                backoff = MIN_BACKOFF_SECONDS
+            if sent < self._batch_size:  # caught up (or held back): wait for news
+                await _pause(self._wakeup, self._poll_interval)
+
+    async def _relay_batch(self) -> int:
+        """Send the oldest pending rows and mark them published; the number sent."""
+        # Connected before locking anything: rows are not held while a handshake fails.
+        producer = self._producer or await self._connect()
+        async with session_scope(self._sessions) as session:
+            query = (
+                select(
+                    OutboxMessage.id, OutboxMessage.topic, OutboxMessage.key, OutboxMessage.payload
+                )
+                .where(OutboxMessage.published_at.is_(None))
+                .order_by(OutboxMessage.id)
+                .limit(self._batch_size)
+                .with_for_update(skip_locked=True)
+            )
+            rows: Sequence[OutboxRow] = (await session.execute(query)).all()
+            if not rows:
+                return 0
+            held = await _held_back(session, rows)
+            ready = [row for row in rows if row.id not in held]
+            if not ready:
+                return 0
+            await _send(producer, ready, self._ack_timeout)
+            await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_([row.id for row in ready]))
+                # The time of the acknowledgement, not of the transaction's start.
+                .values(published_at=func.clock_timestamp())
+            )
+        OUTBOX_PUBLISHED.inc(len(ready))
+        return len(ready)
+
+    async def _housekeeping(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_count:
+            self._next_count = now + COUNT_INTERVAL_SECONDS
+            async with session_scope(self._sessions) as session:
+                pending = await session.scalar(
+                    select(func.count())
+                    .select_from(OutboxMessage)
+                    .where(OutboxMessage.published_at.is_(None))
+                )
+            OUTBOX_PENDING.set(pending or 0)
+        if now >= self._next_cleanup:
+            self._next_cleanup = now + CLEANUP_INTERVAL_SECONDS
+            await self._delete_published(datetime.now(UTC) - RETENTION)
+
+    async def _delete_published(self, before: datetime) -> None:
+        while True:
+            oldest = (
+                select(OutboxMessage.id)
+                .where(OutboxMessage.published_at < before)
+                .order_by(OutboxMessage.id)
+                .limit(CLEANUP_BATCH)
+            )
+            async with session_scope(self._sessions) as session:
+                result = await session.execute(
+                    delete(OutboxMessage)
+                    .where(OutboxMessage.id.in_(oldest.scalar_subquery()))
+                    .returning(OutboxMessage.id)
+                )
+                deleted = len(result.all())
+            if deleted < CLEANUP_BATCH:
+                return
+
+    async def _connect(self) -> AIOKafkaProducer:
+        producer = create_producer(self._settings, linger_ms=0)
+        try:
+            await producer.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+            raise
+        self._producer = producer
+        return producer
+
+    async def _disconnect(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+
+
+async def _held_back(session: AsyncSession, rows: Sequence[OutboxRow]) -> set[int]:
+    """Rows of this batch that must wait: an older row of their key is elsewhere.
+
+    SKIP LOCKED lets another relay hold older rows than ours. If one has the
+    same key, sending ours now could overtake it on the partition (a link
+    deleted before it is created), so ours wait for a later round. With a
+    single relay this finds nothing: every older pending row is in the batch.
+    """
+    ids = [row.id for row in rows]
+    elsewhere = await session.execute(
+        select(OutboxMessage.topic, OutboxMessage.key, func.min(OutboxMessage.id))
+        .where(
+            OutboxMessage.published_at.is_(None),
+            OutboxMessage.id < max(ids),
+            OutboxMessage.id.not_in(ids),
+        )
+        .group_by(OutboxMessage.topic, OutboxMessage.key)
+    )
+    first = {(topic, key): oldest for topic, key, oldest in elsewhere}
+    return {row.id for row in rows if first.get((row.topic, row.key), row.id) < row.id}
+
+
+async def _send(producer: AIOKafkaProducer, rows: Sequence[OutboxRow], wait_seconds: float) -> None:
+    """Send ``rows`` and wait for every acknowledgement; raise if one is missing."""
+    futures = [await producer.send(row.topic, row.payload, key=row.key) for row in rows]
+    # asyncio.wait, not wait_for(gather): a timeout must not cancel the producer's futures.
+    done, pending = await asyncio.wait(futures, timeout=wait_seconds)
+    if pending:
+        raise TimeoutError(f"{len(pending)} events unacknowledged after {wait_seconds} s")
+    for future in done:
+        future.result()  # the broker's error, if it refused one
+
+
+async def _pause(event: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds``, or less if ``event`` is set."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), seconds)
