@@ -92,11 +92,14 @@ def drive(
     served = 0
     lock = threading.Lock()
     local = threading.local()
+    clients: list[httpx.Client] = []
 
     def one(i: int) -> None:
         nonlocal served
         if not hasattr(local, "http"):
             local.http = httpx.Client(timeout=30, headers={"user-agent": BROWSER})
+            with lock:
+                clients.append(local.http)
         response = local.http.get(f"{gateway}/{code}")
         if 300 <= response.status_code < 400:
             with lock:
@@ -104,8 +107,12 @@ def drive(
         if during is not None:
             during(i)
 
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        list(pool.map(one, range(n)))
+    try:
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            list(pool.map(one, range(n)))
+    finally:
+        for client in clients:
+            client.close()
     return served
 
 
