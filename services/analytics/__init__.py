@@ -1,0 +1,1 @@
+"""The analytics service: counts every click exactly once and serves stats from rollups."""
