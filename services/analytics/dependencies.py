@@ -22,16 +22,16 @@ from services.chassis.identity import Identity, identity_of
 __all__ = ["CallerDep", "CurrentUser", "StatsServiceDep"]
 
 
-def _stats(request: Request) -> StatsService:
+async def _stats(request: Request) -> StatsService:
     service: StatsService = request.app.state.stats
     return service
 
 
-def _caller(request: Request) -> Identity:
+async def _caller(request: Request) -> Identity:
     return identity_of(request.scope)
 
 
-def _current_user(caller: Annotated[Identity, Depends(_caller)]) -> uuid.UUID:
+async def _current_user(caller: Annotated[Identity, Depends(_caller)]) -> uuid.UUID:
     if caller.user_id is None:
         raise UnauthorizedError("Sign in, or send an API key.")
     try:

@@ -29,21 +29,21 @@ __all__ = [
 ]
 
 
-def _users(request: Request) -> UserService:
+async def _users(request: Request) -> UserService:
     service: UserService = request.app.state.users
     return service
 
 
-def _api_keys(request: Request) -> ApiKeyService:
+async def _api_keys(request: Request) -> ApiKeyService:
     service: ApiKeyService = request.app.state.api_keys
     return service
 
 
-def _identity(request: Request) -> Identity:
+async def _identity(request: Request) -> Identity:
     return identity_of(request.scope)
 
 
-def _current_user(identity: Annotated[Identity, Depends(_identity)]) -> uuid.UUID:
+async def _current_user(identity: Annotated[Identity, Depends(_identity)]) -> uuid.UUID:
     if identity.user_id is None:
         raise UnauthorizedError("Sign in, or send an API key.")
     try:
@@ -53,7 +53,7 @@ def _current_user(identity: Annotated[Identity, Depends(_identity)]) -> uuid.UUI
         raise UnauthorizedError("The caller is not a known user.") from None
 
 
-def _interactive_user(
+async def _interactive_user(
     identity: Annotated[Identity, Depends(_identity)],
     user_id: Annotated[uuid.UUID, Depends(_current_user)],
 ) -> uuid.UUID:
