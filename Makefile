@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 PY := .venv/bin/python
 
-.PHONY: help install dev down status test lint fmt clean bench-pipeline
+.PHONY: help install dev down status test lint fmt clean bench-pipeline bench load
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -33,6 +33,12 @@ fmt: install ## Format the code and apply safe lint fixes
 
 bench-pipeline: install ## Measure the click pipeline (own stack on free ports) -> docs/performance-pipeline.md
 	@$(PY) -m loadtests.bench_pipeline
+
+bench: install ## Measure the redirect hot path against a bare floor (own stack, 2-3 min) -> docs/performance.md
+	@$(PY) -m loadtests.bench_redirect
+
+load: install ## Locust against the running `make dev` (LOAD_SECONDS=30) -> .devstack/load/, docs/performance.md
+	@$(PY) -m loadtests.load
 
 clean: down ## Stop the stack and delete its state (.devstack/)
 	@rm -rf .devstack

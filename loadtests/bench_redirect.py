@@ -1,0 +1,282 @@
+"""Benchmark of the redirect hot path, as ratios against a floor measured in the same run.
+
+Starts a whole stack of its own on free ports (the same launchers as
+``make dev``) and a bare FastAPI app beside it (loadtests/floor.py), then
+measures, one after another:
+
+1. closed loop (wrk): the floor; the link service alone, cache hit; the full
+   path through the gateway, cache hit; the full path on cache misses (codes
+   never followed, link cache flushed); link creation through the gateway;
+2. open loop: a fixed offered rate of redirects through the gateway, latency
+   from each request's intended send time, and the floor at the same rate;
+3. idle memory of the stack, and the seconds a warm start takes;
+4. a py-spy profile of the gateway and the link service on the hot path.
+
+The rate limiter is set out of the way; access logs stay on, as shipped.
+Results go to stdout and to the ``bench`` section of ``docs/performance.md``.
+
+    make bench
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+import redis
+
+from infra.devstack.managed import ManagedProcess, accepts_tcp, free_port, wait_ready
+from infra.devstack.processes import start_python
+from infra.devstack.procfs import stack_rss_bytes
+from infra.devstack.stack import INTERNAL_AUTH_KEY, REPO_ROOT, Ports, start_stack, stop_stack
+from infra.devstack.state import StateDir
+from loadtests.accounts import Account, create_link, list_codes, open_account
+from loadtests.docpage import write_section
+from loadtests.floor import FLOOR_CODE
+from loadtests.openloop import run_open_loop
+from loadtests.profile import (
+    ProcessProfile,
+    cpu_seconds,
+    machine_cpu_seconds,
+    own_cpu_seconds,
+    record,
+    summarize,
+)
+from loadtests.redirect_report import BenchRun, Measured, render
+from loadtests.wrk import MAX_SECONDS, cycle_script, post_json_script, run_wrk
+from services.chassis.identity import GatewaySigner, Identity
+
+UNLIMITED = "100000000/minute"
+PROFILES = REPO_ROOT / ".devstack/bench/profile"
+# Cores the whole stack may use and still count as idle: its consumers and
+# relays poll even when nothing happens.
+IDLE_CPU = 0.15
+_LOOKUPS = re.compile(r'^link_cache_lookups_total\{result="(\w+)"\} (\S+)$', re.MULTILINE)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help=f"per run, ≤ {MAX_SECONDS:g}")
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rate", type=float, default=1000.0, help="open-loop redirects/s")
+    parser.add_argument("--report", type=Path, default=REPO_ROOT / "docs/performance.md")
+    args = parser.parse_args()
+    # The benchmark measures the hot path, not the rate limiter.
+    for policy in ("REDIRECT", "CREATE", "CREATE_ANONYMOUS", "API"):
+        os.environ[f"GATEWAY_RATELIMIT_{policy}"] = UNLIMITED
+    seconds = min(max(round(args.seconds), 1), MAX_SECONDS)
+    run = BenchRun(seconds, args.connections, args.threads, args.rate)
+    ports = Ports.free()
+    state = StateDir(Path(tempfile.mkdtemp(prefix="bench-redirect-", dir="/tmp")))
+    started = time.monotonic()
+    processes = start_stack(ports, state)
+    run.cold_start = time.monotonic() - started
+    stop_stack(processes, state)
+    started = time.monotonic()
+    processes = start_stack(ports, state)  # the database exists and is migrated: warm
+    run.warm_start = time.monotonic() - started
+    try:
+        time.sleep(2)  # consumers join their groups: idle means settled
+        run.idle_rss = {p.name: stack_rss_bytes([p.pid]) for p in processes}
+        Bench(run, ports, processes, state).measure()
+    finally:
+        stop_stack(processes, state)
+    text = render(run)
+    write_section(args.report, "bench", text)
+    print(text)
+    # Kept when a run fails, for its logs; a finished run leaves nothing behind.
+    if not state.postgres_data.is_relative_to(state.root):
+        shutil.rmtree(state.postgres_data.parent, ignore_errors=True)
+    shutil.rmtree(state.root, ignore_errors=True)
+
+
+class Bench:
+    """The measurements of one run, against one stack."""
+
+    def __init__(
+        self, run: BenchRun, ports: Ports, processes: list[ManagedProcess], state: StateDir
+    ) -> None:
+        self.run = run
+        self.ports = ports
+        self.state = state
+        self.pids = {p.name: p.pid for p in processes}
+        self.gateway = f"http://127.0.0.1:{ports.gateway}"
+        self.link = f"http://127.0.0.1:{ports.link}"
+
+    def closed(
+        self,
+        label: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        script: str = "",
+        note: str = "",
+    ) -> Measured:
+        """One wrk run, with the CPU each process of the stack spent during it.
+
+        Also what the rest of the machine took meanwhile: the machine's busy
+        time less the stack's, wrk's and this process's. On a shared machine
+        that is CPU the row did not get.
+        """
+        self.settle()
+        machine, mine, before = machine_cpu_seconds(), own_cpu_seconds(), cpu_seconds(self.pids)
+        result = run_wrk(
+            url,
+            seconds=self.run.seconds,
+            connections=self.run.connections,
+            threads=self.run.threads,
+            headers=headers,
+            script=script,
+        )
+        after = cpu_seconds(self.pids)
+        spent = {n: after[n] - before[n] for n in self.pids}
+        machine = machine_cpu_seconds() - machine
+        others = machine - sum(spent.values()) - (own_cpu_seconds() - mine)
+        print(f"{label}: {result.good_rate:,.0f} req/s, p50 {result.p50_ms:.1f} ms")
+        return Measured(label, result, spent, note, max(0.0, others) / result.seconds)
+
+    def settle(self, limit: float = 15.0) -> None:
+        """Wait until the stack is idle, so work a run left behind is not charged to the next.
+
+        Work outlives a run: a burst of clicks still being counted, an outbox
+        still being relayed, requests the gateway accepted before the client
+        went away. Also notes what the rest of the machine uses meanwhile.
+        """
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            machine, stack = machine_cpu_seconds(), sum(cpu_seconds(self.pids).values())
+            time.sleep(0.5)
+            stack = (sum(cpu_seconds(self.pids).values()) - stack) / 0.5
+            others = (machine_cpu_seconds() - machine) / 0.5 - stack
+            self.run.background_cores = max(self.run.background_cores, others)
+            if stack < IDLE_CPU:
+                return
+        print(f"the stack was still busy after {limit:.0f} s; measuring anyway")
+
+    def measure(self) -> None:
+        run = self.run
+        with httpx.Client(base_url=self.gateway, timeout=30, trust_env=False) as http:
+            owner = open_account(http, "bench")
+            path = "/" + create_link(http, owner, "https://example.com/hot")
+            http.get(path)  # in the link cache from now on
+            self.measure_floor()
+            signed = signed_headers(path)  # valid for 30 s: made right before the run
+            direct = self.closed(
+                "a. link service alone, cache hit", self.link + path, headers=signed
+            )
+            hot = self.closed("b. gateway → link, cache hit, click recorded", self.gateway + path)
+            run.profiled_rate, run.profiles = self.profile(self.gateway + path)
+            create = self.closed(
+                "d. create a link through the gateway (API key)",
+                f"{self.gateway}/api/v1/links",
+                script=post_json_script('{"url": "https://example.com/created-by-bench"}'),
+                headers=owner.headers,
+            )
+            # A miss costs a Postgres query and a cache write on top of a hit: 3x
+            # the link service's CPU when this was written. Making codes is slow
+            # (row d), so make enough for misses at half the hit rate; should a
+            # run use them all, it starts over and the note shows the hits.
+            needed = math.ceil(hot.wrk.good_rate * run.seconds * 0.5)
+            codes = self.fresh_codes(http, owner, path.lstrip("/"), needed, create.wrk.good_rate)
+            cold = self.measure_misses(codes)
+            run.scenarios = [direct, hot, cold, create]
+            http.get(path)  # back in the cache after the flush
+            self.settle()
+            result = run_open_loop(self.gateway + path, rate=run.offered_rate, seconds=run.seconds)
+            run.open_loop.append(("gateway, hot link", result))
+            print(f"open loop, gateway: p99 {result.percentile(99):,.1f} ms")
+
+    def measure_floor(self) -> None:
+        port = free_port()
+        floor = start_floor(port, self.state.log("floor"))
+        self.pids["floor"] = floor.pid  # its CPU is the row's, not the machine's others
+        try:
+            url = f"http://127.0.0.1:{port}/{FLOOR_CODE}"
+            self.run.floor = self.closed("floor: bare FastAPI, 302 from a dict", url)
+            self.settle()
+            result = run_open_loop(url, rate=self.run.offered_rate, seconds=self.run.seconds)
+            self.run.open_loop.append(("floor", result))
+        finally:
+            floor.stop()
+            del self.pids["floor"]
+
+    def fresh_codes(
+        self, http: httpx.Client, owner: Account, hot: str, needed: int, create_rate: float
+    ) -> list[str]:
+        """Codes never followed: those row d made, and more made the same way if short."""
+        codes = [c for c in list_codes(http, owner) if c != hot]
+        body = post_json_script('{"url": "https://example.com/for-the-miss-row"}')
+        while len(codes) < needed:
+            seconds = min(MAX_SECONDS, (needed - len(codes)) / max(create_rate, 1.0) + 1)
+            url = f"{self.gateway}/api/v1/links"
+            run_wrk(url, seconds=seconds, script=body, headers=owner.headers)
+            codes = [c for c in list_codes(http, owner) if c != hot]
+        return codes
+
+    def measure_misses(self, codes: list[str]) -> Measured:
+        """Each code followed once, with the link cache empty; checked in the link service."""
+        codes_file = self.state.root / "codes.txt"
+        codes_file.write_text("\n".join(codes) + "\n")
+        before = self.cache_lookups()
+        with redis.Redis(port=self.ports.redis, db=0) as cache:
+            cache.flushdb()  # db 0: the link cache, so nothing is warm
+        script = cycle_script(codes_file, self.run.threads)
+        measured = self.closed(
+            "c. gateway → link, cache miss (Postgres)", self.gateway, script=script
+        )
+        after = self.cache_lookups()
+        lookups = sum(after.values()) - sum(before.values())
+        missed = after.get("miss", 0.0) - before.get("miss", 0.0)
+        note = f"{missed:,.0f} of {lookups:,.0f} lookups missed the cache ({len(codes):,} codes)"
+        return dataclasses.replace(measured, note=note)
+
+    def cache_lookups(self) -> dict[str, float]:
+        """The link service's resolve-cache lookups so far, by result (its /metrics)."""
+        text = httpx.get(f"{self.link}/metrics", trust_env=False).text
+        return {result: float(value) for result, value in _LOOKUPS.findall(text)}
+
+    def profile(self, url: str) -> tuple[float, dict[str, ProcessProfile]]:
+        """py-spy on the gateway and the link service during one more hot-path run."""
+        watched = {name: self.pids[name] for name in ("gateway", "link")}
+        self.settle()
+        spies = record(watched, self.run.seconds, PROFILES)
+        time.sleep(0.5)  # attached before the load starts
+        result = run_wrk(
+            url,
+            seconds=self.run.seconds,
+            connections=self.run.connections,
+            threads=self.run.threads,
+        )
+        for spy in spies:
+            spy.wait(timeout=60)
+        return result.good_rate, {name: summarize(PROFILES / f"{name}.txt") for name in watched}
+
+
+def start_floor(port: int, log: Path) -> ManagedProcess:
+    argv = ["-m", "loadtests.floor", "--port", str(port)]
+    floor = start_python("floor", argv, {}, log, None, cwd=REPO_ROOT)
+    # No readiness route: the floor is one route and nothing else.
+    wait_ready(floor, lambda: accepts_tcp(port), 30, "accept connections")
+    return floor
+
+
+def signed_headers(path: str) -> dict[str, str]:
+    """What the gateway adds for an anonymous visitor from 127.0.0.1."""
+    signer = GatewaySigner(INTERNAL_AUTH_KEY.encode())
+    pairs = signer.headers("GET", path.encode(), Identity(None, "anonymous", "127.0.0.1"))
+    # The verifier reads a missing header as empty, and wrk cannot send an empty one.
+    return {name.decode(): value.decode() for name, value in pairs if value}
+
+
+if __name__ == "__main__":
+    main()

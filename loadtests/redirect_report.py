@@ -1,0 +1,241 @@
+"""The ``bench`` section of docs/performance.md, from one run of loadtests/bench_redirect.py."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from infra.devstack.stack import REPO_ROOT
+from loadtests.openloop import OpenLoopResult
+from loadtests.profile import RATE_HZ, ProcessProfile
+from loadtests.wrk import WrkResult
+
+__all__ = ["BenchRun", "Measured", "render"]
+
+MB = 1024 * 1024
+# The goals, as ratios or bounds that mean the same on any machine.
+FLOOR_RATIO_TARGET = 1.0
+OPEN_LOOP_P99_TARGET_MS = 5.0
+IDLE_RSS_TARGET_MB = 800
+WARM_START_TARGET_S = 10.0
+
+
+def _commit() -> str:
+    def git(*args: str) -> str:
+        return subprocess.run(  # noqa: S603 - fixed arguments
+            ["git", *args],  # noqa: S607 - git from PATH, as make has it
+            cwd=REPO_ROOT, capture_output=True, text=True, check=False,
+        ).stdout.strip()  # fmt: skip
+
+    dirty = " with uncommitted changes" if git("status", "--porcelain") else ""
+    return f"`{git('rev-parse', '--short', 'HEAD')}`{dirty}"
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One closed-loop scenario and the CPU each process spent during it."""
+
+    label: str
+    wrk: WrkResult
+    cpu_seconds: dict[str, float]
+    note: str = ""
+    others_cores: float = 0.0  # cores the rest of the machine used during the run
+
+
+@dataclass
+class BenchRun:
+    seconds: float
+    connections: int
+    threads: int
+    offered_rate: float
+    cold_start: float = 0.0
+    warm_start: float = 0.0
+    idle_rss: dict[str, int] = field(default_factory=dict)
+    floor: Measured | None = None
+    scenarios: list[Measured] = field(default_factory=list)
+    open_loop: list[tuple[str, OpenLoopResult]] = field(default_factory=list)
+    profiles: dict[str, ProcessProfile] = field(default_factory=dict)
+    profiled_rate: float = 0.0
+    background_cores: float = 0.0  # the most the rest of the machine used between rows
+    commit: str = field(default_factory=_commit)  # of the code the stack loads
+
+    def ratio(self, measured: Measured) -> float:
+        assert self.floor is not None
+        return measured.wrk.good_rate / self.floor.wrk.good_rate
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "**NOT met**"
+
+
+def _throughput(run: BenchRun) -> str:
+    assert run.floor is not None
+    rows = [
+        "| scenario | req/s | p50 | p99 | x floor | not 2xx/3xx | others | notes |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for m in [run.floor, *run.scenarios]:
+        w = m.wrk
+        rows.append(
+            f"| {m.label} | {w.good_rate:,.0f} | {w.p50_ms:.1f} ms | {w.p99_ms:.1f} ms "
+            f"| {run.ratio(m):.2f} | {w.bad_status + w.socket_errors} "
+            f"| {m.others_cores:.2f} | {m.note} |"
+        )
+    return "\n".join(rows)
+
+
+def _open_loop(run: BenchRun) -> str:
+    rows = [
+        "| target | offered | answered | p50 | p90 | p99 | p99.9 "
+        "| missed slot | errors | unfinished |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for label, r in run.open_loop:
+        p = [f"{r.percentile(q):,.1f} ms" for q in (50, 90, 99, 99.9)]
+        rows.append(
+            f"| {label} | {r.rate:,.0f}/s x {r.seconds:.0f} s | {r.answered:,} | {' | '.join(p)} "
+            f"| {r.missed_slots:,} ({100 * r.missed_slots / max(r.scheduled, 1):.0f}%) "
+            f"| {r.errors:,} | {r.unfinished:,} |"
+        )
+    return "\n".join(rows)
+
+
+def _cpu(run: BenchRun) -> str:
+    assert run.floor is not None
+    measured = [run.floor, *run.scenarios]
+    names = sorted({n for m in measured for n in m.cpu_seconds}, key=_process_order)
+    rows = [
+        "| scenario | " + " | ".join(names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
+    for m in measured:
+        per_request = [1000 * m.cpu_seconds.get(n, 0.0) / max(m.wrk.requests, 1) for n in names]
+        rows.append(f"| {m.label} | " + " | ".join(f"{v:.2f}" for v in per_request) + " |")
+    return "\n".join(rows)
+
+
+def _process_order(name: str) -> int:
+    order = ["floor", "gateway", "link", "user", "analytics", "redis", "postgres", "broker"]
+    return order.index(name) if name in order else len(order)
+
+
+def _profile(name: str, profile: ProcessProfile) -> str:
+    ours = "\n".join(f"| {pct:.0f}% | `{label}` |" for label, pct in profile.ours)
+    layers = "\n".join(f"| {pct:.0f}% | {label} |" for label, pct in profile.layers)
+    return f"""**{name}** ({profile.samples:,} samples on CPU)
+
+| inclusive | our function |
+|---:|---|
+{ours}
+
+| exclusive | package (innermost frame) |
+|---:|---|
+{layers}
+"""
+
+
+def _targets(run: BenchRun) -> str:
+    hot = run.scenarios[1]
+    gateway_ol = run.open_loop[-1][1]
+    rss_mb = sum(run.idle_rss.values()) / MB
+    p99 = gateway_ol.percentile(99)
+    rows = [
+        ("redirect through the gateway, hot, click recorded", f"≥ {FLOOR_RATIO_TARGET:.1f}x floor",
+         f"{run.ratio(hot):.2f}x floor", run.ratio(hot) >= FLOOR_RATIO_TARGET),
+        (f"p99 at {gateway_ol.rate:,.0f}/s offered (open loop)",
+         f"≤ {OPEN_LOOP_P99_TARGET_MS:.0f} ms", f"{p99:,.1f} ms", p99 <= OPEN_LOOP_P99_TARGET_MS),
+        ("idle RSS of the whole stack", f"≤ {IDLE_RSS_TARGET_MB} MB", f"{rss_mb:,.0f} MB",
+         rss_mb <= IDLE_RSS_TARGET_MB),
+        ("warm start (database already migrated)", f"≤ {WARM_START_TARGET_S:.0f} s",
+         f"{run.warm_start:.1f} s", run.warm_start <= WARM_START_TARGET_S),
+    ]  # fmt: skip
+    lines = ["| target | goal | measured | |", "|---|---|---|---|"]
+    lines += [f"| {what} | {goal} | {got} | {_met(ok)} |" for what, goal, got, ok in rows]
+    return "\n".join(lines)
+
+
+def _memory(run: BenchRun) -> str:
+    parts = ", ".join(
+        f"{name} {rss / MB:,.0f}"
+        for name, rss in sorted(run.idle_rss.items(), key=lambda item: -item[1])
+    )
+    return f"{sum(run.idle_rss.values()) / MB:,.0f} MB in all ({parts}; MB)"
+
+
+def _machine() -> str:
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.machine(),
+    )
+    return f"{os.cpu_count()} cores ({model}), Python {platform.python_version()}"
+
+
+def render(run: BenchRun) -> str:
+    """The section's Markdown."""
+    when = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+    profiles = "\n".join(_profile(name, p) for name, p in run.profiles.items())
+    return f"""## The redirect hot path (`make bench`)
+
+Machine: {_machine()}; commit {run.commit}; {when}. The load generator,
+the floor, every service, Postgres, Redis and the broker share these cores,
+so compare the ratios, not the rates, with another machine. Other processes
+on the machine used up to {run.background_cores:.2f} cores between rows
+(near 0 on a quiet machine; more means noisier figures).
+
+Closed loop: wrk, {run.connections} connections, {run.threads} threads,
+{run.seconds:.0f} s per row, rows measured one after another in this run.
+The floor is a bare FastAPI app on uvicorn (one worker, no access log)
+answering 302 from a dict (loadtests/floor.py). Access logs of the services
+are on, as shipped. req/s counts only the answers asked for (302, or 201
+for creation); "not 2xx/3xx" counts the rest. "others": cores used during
+the row by processes outside the benchmark (another test run on a shared
+machine); a row with a high figure ran on less than the whole machine.
+
+{_throughput(run)}
+
+### Targets
+
+{_targets(run)}
+
+### Open loop (latency from the intended send time)
+
+Requests due at a fixed rate whatever the server does, on {run.connections}
+keep-alive connections (loadtests/openloop.py); a request finding every
+connection busy waits, and that wait is part of its latency. "Missed slot":
+written more than 2 ms after its due time. An unfinished request counts with
+the time it had waited at the cut-off (5 s after the last was due), so with
+unfinished requests the tail figures are lower bounds. The floor row is the
+generator and machine's own noise at the same rate.
+
+{_open_loop(run)}
+
+### Memory and start-up
+
+- Idle RSS after start-up, before any load: {_memory(run)}. RSS counts
+  pages shared between processes (Postgres shared buffers) once per process.
+- Warm start (`start_stack` on an already-migrated database, second start):
+  {run.warm_start:.1f} s. Cold start of the same run (new database, migrations):
+  {run.cold_start:.1f} s.
+
+### Where the time goes (measured)
+
+CPU per request, in milliseconds, by process (user + system time of each
+process and its children over the row's run, divided by its requests):
+
+{_cpu(run)}
+
+py-spy, {RATE_HZ} samples/s for {run.seconds:.0f} s on the gateway and the link
+service while wrk drove the hot path through the gateway
+({run.profiled_rate:,.0f} req/s while sampled). Inclusive: share of the
+process's samples with that function on the stack. Exclusive: share whose
+innermost Python frame is in that package. Raw stacks: `.devstack/bench/profile/`.
+
+{profiles}"""
