@@ -1,30 +1,7 @@
 """``python -m services.link [serve|migrate]``: run the service or its migrations."""
 
-from __future__ import annotations
-
-import argparse
-from pathlib import Path
-
+from services.chassis.cli import run
 from services.link.config import LinkSettings
 
-
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m services.link")
-    parser.add_argument("command", choices=["serve", "migrate"], nargs="?", default="serve")
-    args = parser.parse_args()
-    settings = LinkSettings()
-    # Each command imports only what it runs: the web stack costs a second
-    # of CPU that a migration job (run at every start) should not pay.
-    if args.command == "migrate":
-        from services.chassis.migrations import upgrade  # noqa: PLC0415
-
-        upgrade(Path(__file__).parent / "migrations", settings.database_url)
-    else:
-        from services.chassis.server import serve  # noqa: PLC0415
-        from services.link.main import create_app  # noqa: PLC0415
-
-        serve(create_app(settings), settings, "link")
-
-
 if __name__ == "__main__":
-    main()
+    run("link", LinkSettings, lambda settings: settings.database_url)
