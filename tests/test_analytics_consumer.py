@@ -13,7 +13,6 @@ tolerate poison too (filter by key before decoding).
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -29,6 +28,7 @@ from redis.asyncio import Redis
 
 from services.chassis.events import CLICKS_DLQ_TOPIC, CLICKS_TOPIC, LINKS_TOPIC
 from tests.conftest import Infra
+from tests.metrics import metric
 
 T = TypeVar("T")
 
@@ -124,14 +124,6 @@ async def seen(db: asyncpg.Connection, event_id: str) -> bool:
     """Whether analytics has processed the event with this id."""
     found = await db.fetchval("SELECT 1 FROM processed_events WHERE event_id = $1", event_id)
     return found is not None
-
-
-def metric(base_url: str, name: str, **labels: str) -> float:
-    text = httpx.get(f"{base_url}/metrics").text
-    selector = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    pattern = rf"^{re.escape(name)}(?:\{{{re.escape(selector)}\}})? (\S+)$"
-    match = re.search(pattern, text, re.MULTILINE)
-    return float(match.group(1)) if match else 0.0
 
 
 async def test_humans_and_bots_are_counted_apart_by_hour_and_day(

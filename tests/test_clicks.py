@@ -14,13 +14,7 @@ from infra.devstack.processes import create_topics, free_port, start_broker
 from services.chassis.events import TOPICS
 from tests.conftest import Infra, running_gateway, running_link_service
 from tests.kafka_reader import read_clicks
-
-
-def metric(base_url: str, name: str) -> float:
-    """The value of one sample in a service's /metrics."""
-    text = httpx.get(f"{base_url}/metrics").text
-    match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
-    return float(match.group(1)) if match else 0.0
+from tests.metrics import metric
 
 
 def new_link(http: httpx.Client) -> str:
@@ -81,7 +75,7 @@ def test_clicks_wait_in_the_buffer_while_the_broker_is_away(infra: Infra) -> Non
             assert http.get(f"/{code}").status_code == 302
         # Redirects did not wait for a broker that is not there.
         assert time.monotonic() - started < 5
-        assert metric(link, 'events_buffer_depth{topic="clicks"}') == 20
+        assert metric(link, "events_buffer_depth", topic="clicks") == 20
         ready = httpx.get(f"{link}/readyz").json()
         assert ready["status"] == "degraded"
         assert ready["checks"]["kafka"] == "down"
@@ -91,7 +85,7 @@ def test_clicks_wait_in_the_buffer_while_the_broker_is_away(infra: Infra) -> Non
             create_topics(f"127.0.0.1:{port}", TOPICS)
             events = read_clicks(f"127.0.0.1:{port}", code, expected=20, timeout=30)
             assert len(events) == 20
-            assert metric(link, 'events_buffer_depth{topic="clicks"}') == 0
+            assert metric(link, "events_buffer_depth", topic="clicks") == 0
         finally:
             broker.stop()
 
@@ -101,5 +95,5 @@ def test_a_full_buffer_drops_and_counts_instead_of_blocking(infra: Infra) -> Non
         code = new_link(http)
         for _ in range(8):
             assert http.get(f"/{code}").status_code == 302
-        assert metric(link, 'events_buffer_depth{topic="clicks"}') == 5
-        assert metric(link, 'events_dropped_total{reason="buffer_full",topic="clicks"}') == 3
+        assert metric(link, "events_buffer_depth", topic="clicks") == 5
+        assert metric(link, "events_dropped_total", topic="clicks", reason="buffer_full") == 3
