@@ -22,7 +22,7 @@ from gateway.auth import ApiKeyVerifier, Authenticator, AuthError
 from gateway.clientip import ClientAddress
 from gateway.proxy import Upstream, UpstreamProxy
 from gateway.ratelimit import RateLimiter, policy_for
-from gateway.routes import match
+from gateway.routes import match_route
 from services.chassis.errors import send_problem
 
 __all__ = ["Edge", "EdgeRouter"]
@@ -96,9 +96,11 @@ class EdgeRouter:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            name = match(scope["path"])
-            if name is not None:
+            route = match_route(scope["path"])
+            if route is not None:
+                # Read by the request metrics and the access log: a bounded label.
+                scope["route_template"] = route.label
                 edge: Edge = self.app.state.edge
-                await edge.handle(name, scope, receive, send)
+                await edge.handle(route.upstream, scope, receive, send)
                 return
         await self.app(scope, receive, send)

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["GATEWAY_PATHS", "ROUTES", "Route", "match"]
+__all__ = ["GATEWAY_PATHS", "ROUTES", "Route", "match", "match_route"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +22,12 @@ class Route:
     prefix: str
     upstream: str
     pattern: re.Pattern[str] | None = None
+    # The bounded label for metrics and logs (never the raw path).
+    template: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.template or self.prefix + "/*"
 
     def matches(self, path: str) -> bool:
         if self.pattern is not None:
@@ -33,13 +39,18 @@ class Route:
 _CODE_PATH = re.compile(r"/[A-Za-z0-9_-]{1,64}")
 
 ROUTES: Final = (
-    Route("/api/v1/links", "analytics", pattern=re.compile(r"/api/v1/links/[^/]+/stats")),
+    Route(
+        "/api/v1/links",
+        "analytics",
+        pattern=re.compile(r"/api/v1/links/[^/]+/stats"),
+        template="/api/v1/links/{code}/stats",
+    ),
     Route("/api/v1/stats", "analytics"),
     Route("/api/v1/links", "link"),
     Route("/api/v1/auth", "user"),
     Route("/api/v1/users", "user"),
     Route("/api/v1/api-keys", "user"),
-    Route("/", "link", pattern=_CODE_PATH),
+    Route("/", "link", pattern=_CODE_PATH, template="/{code}"),
 )
 
 # Served by the gateway itself, never proxied.
@@ -55,11 +66,17 @@ GATEWAY_PATHS: Final = frozenset(
 )
 
 
-def match(path: str) -> str | None:
-    """The upstream for ``path``, or None when the gateway answers it itself."""
+def match_route(path: str) -> Route | None:
+    """The route serving ``path``, or None when the gateway answers it itself."""
     if path in GATEWAY_PATHS:
         return None
     for route in ROUTES:
         if route.matches(path):
-            return route.upstream
+            return route
     return None
+
+
+def match(path: str) -> str | None:
+    """The upstream for ``path``, or None when the gateway answers it itself."""
+    route = match_route(path)
+    return route.upstream if route is not None else None
