@@ -23,6 +23,7 @@ from services.chassis.app import build_app
 from services.chassis.health import DependencyCheck
 from services.chassis.http import RequestContextMiddleware
 from services.chassis.identity import GatewaySigner
+from services.chassis.red import RedMetricsMiddleware
 
 __all__ = ["create_app"]
 
@@ -87,7 +88,9 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
     async def docs() -> HTMLResponse:
         return get_swagger_ui_html(openapi_url="/openapi.json", title="URL shortener API")
 
-    return RequestContextMiddleware(EdgeRouter(app), access_log_enabled=settings.access_log)
+    return RedMetricsMiddleware(
+        RequestContextMiddleware(EdgeRouter(app), access_log_enabled=settings.access_log)
+    )
 
 
 def _probe(client: httpx.AsyncClient, base_url: str) -> Callable[[], Awaitable[None]]:

@@ -13,6 +13,7 @@ from services.chassis.health import health_router
 from services.chassis.http import BodySizeLimitMiddleware, RequestContextMiddleware
 from services.chassis.metrics import metrics_router
 from services.chassis.openapi import install_problem_schema
+from services.chassis.red import RedMetricsMiddleware
 
 __all__ = ["build_app"]
 
@@ -29,7 +30,8 @@ def build_app(
 ) -> FastAPI:
     """A FastAPI app with health, metrics, problem errors, request ids and body limits.
 
-    ``edge_middleware=False`` leaves request ids and body limits to a caller
+    ``edge_middleware=False`` leaves request ids, body limits and request
+    metrics (``services.chassis.red``) to a caller
     that wraps the app in them itself (the gateway, whose proxied requests
     never enter FastAPI); ``docs=False`` leaves the OpenAPI routes to it too.
     """
@@ -49,4 +51,5 @@ def build_app(
     if edge_middleware:
         app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
         app.add_middleware(RequestContextMiddleware, access_log_enabled=settings.access_log)
+        app.add_middleware(RedMetricsMiddleware)  # last added runs first: it times the rest
     return app

@@ -3,13 +3,21 @@
 The engine and session factory are built in the lifespan and kept on
 ``app.state``; ``session_scope`` is the only place a transaction is opened
 and committed, so repositories flush and never commit.
+
+Every engine made by ``create_engine`` is watched by one collector that reads
+its pool when Prometheus scrapes (``db_pool_connections{database,state}`` and
+``db_pool_max_connections{database}``): nothing is paid per query.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import weakref
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
+from prometheus_client import REGISTRY
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from sqlalchemy import MetaData, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -18,6 +26,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.pool import QueuePool
 
 from services.chassis.config import DatabaseSettings
 
@@ -50,7 +59,7 @@ def asyncpg_url(url: str) -> str:
 
 def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     """An engine whose connections time out statements instead of hanging."""
-    return create_async_engine(
+    engine = create_async_engine(
         asyncpg_url(settings.database_url),
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
@@ -60,6 +69,8 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
             "server_settings": {"statement_timeout": str(settings.db_statement_timeout_ms)},
         },
     )
+    _POOLS.watch(engine, settings.db_pool_size + settings.db_max_overflow)
+    return engine
 
 
 @asynccontextmanager
@@ -73,3 +84,48 @@ async def ping(engine: AsyncEngine) -> None:
     """Raise unless the database answers a query."""
     async with engine.connect() as conn:
         await conn.execute(text("SELECT 1"))
+
+
+class PoolCollector(Collector):
+    """Reads the pools of live engines at scrape time.
+
+    ``in_use`` near ``db_pool_max_connections`` means requests are about to
+    queue for a connection; ``overflow`` above zero means the pool has grown
+    past ``DB_POOL_SIZE`` and is borrowing from ``DB_MAX_OVERFLOW``.
+    """
+
+    def __init__(self) -> None:
+        # Weak: an engine that is disposed of and dropped leaves the scrape with it.
+        self._engines: weakref.WeakKeyDictionary[AsyncEngine, int] = weakref.WeakKeyDictionary()
+
+    def watch(self, engine: AsyncEngine, max_connections: int) -> None:
+        self._engines[engine] = max_connections
+
+    def collect(self) -> Iterator[Metric]:
+        connections = GaugeMetricFamily(
+            "db_pool_connections",
+            "Connections of the database pool, by state (in_use, idle, overflow).",
+            labels=["database", "state"],
+        )
+        ceiling = GaugeMetricFamily(
+            "db_pool_max_connections",
+            "Connections the pool may open at most (DB_POOL_SIZE + DB_MAX_OVERFLOW).",
+            labels=["database"],
+        )
+        for engine, max_connections in list(self._engines.items()):
+            pool = engine.sync_engine.pool
+            if not isinstance(pool, QueuePool):
+                continue
+            database = engine.url.database or "unknown"
+            connections.add_metric([database, "in_use"], pool.checkedout())
+            connections.add_metric([database, "idle"], pool.checkedin())
+            # overflow() counts down from -size while the pool fills: only
+            # a positive value is borrowed connections.
+            connections.add_metric([database, "overflow"], max(pool.overflow(), 0))
+            ceiling.add_metric([database], max_connections)
+        yield connections
+        yield ceiling
+
+
+_POOLS = PoolCollector()
+REGISTRY.register(_POOLS)
