@@ -1,4 +1,12 @@
-"""JSON log lines: one object per line, with the service and the request id."""
+"""JSON log lines: one object per line, with the service, request id and trace ids.
+
+Every line has ``ts``, ``level``, ``service``, ``logger`` and ``msg``; inside a
+request ``request_id``; inside a span ``trace_id`` and ``span_id`` (the W3C
+hex forms Jaeger searches by), also when the trace is not sampled, since the
+ids still tie a request's lines together across services. Extras passed with
+``extra=`` become fields, except those whose name says they hold a secret
+or a client address: a log line is read by more people than the data.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +16,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from opentelemetry import trace
 
 from services.chassis.context import request_id_var
 
-__all__ = ["JsonFormatter", "configure_logging"]
+__all__ = ["REDACTED_FIELDS", "JsonFormatter", "configure_logging"]
 
 # Attributes every LogRecord has; anything else was passed in ``extra=``.
 _STANDARD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
@@ -19,6 +28,23 @@ _STANDARD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__di
     "asctime",
     "taskName",
 }
+# Extras never written as given, whoever passes them (lower-case names).
+REDACTED_FIELDS = frozenset(
+    {
+        "authorization",
+        "password",
+        "token",
+        "access_token",
+        "refresh_token",
+        "api_key",
+        "secret",
+        "cookie",
+        "ip",
+        "client_ip",
+        "x-forwarded-for",
+        "x-real-ip",
+    }
+)
 
 
 class JsonFormatter(logging.Formatter):
@@ -39,9 +65,13 @@ class JsonFormatter(logging.Formatter):
         request_id = request_id_var.get()
         if request_id is not None:
             entry["request_id"] = request_id
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:
+            entry["trace_id"] = format(span.trace_id, "032x")
+            entry["span_id"] = format(span.span_id, "016x")
         for key, value in record.__dict__.items():
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
-                entry[key] = value
+                entry[key] = "[redacted]" if key.lower() in REDACTED_FIELDS else value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(entry, default=str).decode()
