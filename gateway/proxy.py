@@ -19,6 +19,7 @@ from services.chassis.context import REQUEST_ID_HEADER, request_id_var
 from services.chassis.errors import send_problem
 from services.chassis.http import read_body
 from services.chassis.identity import GatewaySigner, Identity
+from services.chassis.tracing import traced_transport
 
 __all__ = ["Upstream", "UpstreamProxy", "create_client"]
 
@@ -73,7 +74,8 @@ def create_client(settings: GatewaySettings) -> httpx.AsyncClient:
         pool=settings.upstream_connect_timeout_seconds,
     )
     return httpx.AsyncClient(
-        transport=AiohttpTransport(limits=limits),
+        # A client span per upstream call, and the trace context in its headers.
+        transport=traced_transport(AiohttpTransport(limits=limits)),
         timeout=timeout,
         trust_env=False,  # never route service-to-service traffic through an env proxy
     )

@@ -9,6 +9,10 @@ never blocking a redirect, and the metric says exactly what was paid.
 
 Delivery is at-least-once (a batch whose acknowledgement was lost is sent
 again), so consumers deduplicate by event id.
+
+Trace context travels per event, in the message headers: it is captured when
+the event is queued (inside the request that caused it), since the batch is
+sent later by a task that belongs to no request (services/chassis/tracing.py).
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ from collections import deque
 from typing import NamedTuple
 
 from aiokafka import AIOKafkaProducer
+from opentelemetry.trace import SpanContext
 from prometheus_client import Counter, Gauge
 
 from services.chassis.config import KafkaSettings
+from services.chassis.tracing import message_context, message_headers, sending
 
 __all__ = ["EventPublisher", "OutgoingEvent", "create_producer"]
 
@@ -60,6 +66,8 @@ def create_producer(settings: KafkaSettings, *, linger_ms: int = 5) -> AIOKafkaP
 class OutgoingEvent(NamedTuple):
     key: bytes
     value: bytes
+    # The trace of the request that caused it; None with tracing off.
+    context: SpanContext | None = None
 
 
 class EventPublisher:
@@ -107,7 +115,7 @@ class EventPublisher:
                 self._last_drop_log = now
                 log.error("event buffer full, dropping", extra={"topic": self.topic})
             return False
-        self._buffer.append(OutgoingEvent(key, value))
+        self._buffer.append(OutgoingEvent(key, value, message_context(self.topic)))
         self._depth.set(len(self._buffer))
         self._wakeup.set()
         return True
@@ -163,10 +171,17 @@ class EventPublisher:
         assert self._producer is not None
         batch = [self._buffer.popleft() for _ in range(min(self._batch_size, len(self._buffer)))]
         try:
-            futures = [
-                await self._producer.send(self.topic, event.value, key=event.key) for event in batch
-            ]
-            results = await asyncio.gather(*futures, return_exceptions=True)
+            with sending(self.topic, [event.context for event in batch]):
+                futures = [
+                    await self._producer.send(
+                        self.topic,
+                        event.value,
+                        key=event.key,
+                        headers=message_headers(event.context),
+                    )
+                    for event in batch
+                ]
+                results = await asyncio.gather(*futures, return_exceptions=True)
         except Exception as exc:
             results = [exc] * len(batch)
         failed = [
