@@ -70,6 +70,8 @@ def start_redis(port: int, data_dir: Path, log_path: Path) -> ManagedProcess:
     argv = [
         binary, "--port", str(port), "--bind", LOCALHOST,
         "--save", "", "--appendonly", "no", "--dir", str(data_dir),
+        # A bounded cache, as in compose and Kubernetes: why LFU, in docs/redis.md.
+        "--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lfu",
         # Redis rewrites its process title by default; `down` compares /proc/PID/cmdline
         # with the recorded argv before it signals a PID.
         "--set-proc-title", "no",
