@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from services.chassis.config import InternalAuthSettings, RedisSettings, ServiceSettings
+from services.chassis.config import (
+    InternalAuthSettings,
+    KafkaSettings,
+    RedisSettings,
+    ServiceSettings,
+)
 
 __all__ = ["GatewaySettings"]
 
 
-class GatewaySettings(ServiceSettings, RedisSettings, InternalAuthSettings):
+class GatewaySettings(ServiceSettings, RedisSettings, KafkaSettings, InternalAuthSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore", frozen=True)
 
     port: int = Field(8000, ge=1, le=65535)
@@ -18,8 +23,33 @@ class GatewaySettings(ServiceSettings, RedisSettings, InternalAuthSettings):
     user_service_url: str = "http://127.0.0.1:8002"
     analytics_service_url: str = "http://127.0.0.1:8003"
     upstream_connect_timeout_seconds: float = Field(1.0, gt=0)
-    upstream_timeout_seconds: float = Field(5.0, gt=0)
     upstream_max_connections: int = Field(256, ge=1)
+    # Resilience per upstream (docs/resilience.md). A timeout bounds the wait
+    # for an answer (then 504); the in-flight cap is the bulkhead (then 503).
+    link_timeout_seconds: float = Field(2.0, gt=0)
+    user_timeout_seconds: float = Field(5.0, gt=0)
+    analytics_timeout_seconds: float = Field(5.0, gt=0)
+    link_max_in_flight: int = Field(512, ge=1)
+    user_max_in_flight: int = Field(64, ge=1)
+    analytics_max_in_flight: int = Field(64, ge=1)
+    # Consecutive failures (no connection, timeout) that open a breaker, and
+    # how long it stays open before one trial request is let through.
+    breaker_fail_max: int = Field(5, ge=1)
+    breaker_reset_seconds: float = Field(5.0, gt=0)
+    # Retries of idempotent requests whose connection failed: at most this
+    # many per request, and at most `ratio` of recent requests plus `min`.
+    retry_max: int = Field(2, ge=0)
+    retry_budget_ratio: float = Field(0.1, ge=0, le=1)
+    retry_budget_min: float = Field(10.0, ge=0)
+    retry_backoff_base_seconds: float = Field(0.025, gt=0)
+    retry_backoff_cap_seconds: float = Field(0.25, gt=0)
+    # Redirects replayed while the link service cannot answer (0 turns it off).
+    stale_max_entries: int = Field(10_000, ge=0)
+    stale_max_age_seconds: float = Field(300.0, ge=0)
+    # The key the link service hashes client addresses with (LINK_IP_HASH_KEY):
+    # the gateway publishes the clicks of replayed redirects itself.
+    ip_hash_key: SecretStr | None = None
+    click_buffer_capacity: int = Field(100_000, ge=1)
     # Comma-separated CIDRs of proxies in front of the gateway (an nginx edge,
     # a load balancer) whose X-Forwarded-For is believed. Empty: none.
     trusted_proxies: str = ""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -15,26 +17,36 @@ from gateway.auth import ApiKeyVerifier, Authenticator
 from gateway.clientip import ClientAddress
 from gateway.config import GatewaySettings
 from gateway.edge import Edge, EdgeRouter
+from gateway.fallback import Fallback
 from gateway.jwks import JwksCache
 from gateway.openapi import OpenApiMerger
 from gateway.proxy import Upstream, UpstreamProxy, create_client
 from gateway.ratelimit import RateLimiter
+from gateway.resilience import build_guard
+from gateway.stale import StaleClicks, StaleRedirects
 from services.chassis.app import build_app
+from services.chassis.events import CLICKS_TOPIC
 from services.chassis.health import DependencyCheck
 from services.chassis.http import RequestContextMiddleware
 from services.chassis.identity import GatewaySigner
+from services.chassis.kafka import EventPublisher
 from services.chassis.red import RedMetricsMiddleware
 
 __all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
     """The gateway as an ASGI app: request context, then the edge router, then FastAPI."""
     settings = settings or GatewaySettings()
     upstreams = {
-        "link": Upstream("link", settings.link_service_url.rstrip("/")),
-        "user": Upstream("user", settings.user_service_url.rstrip("/")),
-        "analytics": Upstream("analytics", settings.analytics_service_url.rstrip("/")),
+        name: Upstream(name, url.rstrip("/"), build_guard(name, settings))
+        for name, url in (
+            ("link", settings.link_service_url),
+            ("user", settings.user_service_url),
+            ("analytics", settings.analytics_service_url),
+        )
     }
     signer = GatewaySigner(settings.internal_auth_key.get_secret_value().encode())
 
@@ -42,6 +54,13 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = create_client(settings)
         limiter = RateLimiter(settings)
+        # Only the clicks of redirects replayed during a link-service outage.
+        clicks = EventPublisher(settings, CLICKS_TOPIC, capacity=settings.click_buffer_capacity)
+        await clicks.start()
+        fallback = Fallback(
+            StaleRedirects(settings.stale_max_entries, settings.stale_max_age_seconds),
+            StaleClicks(clicks, _ip_hash_key(settings)),
+        )
         user_url = upstreams["user"].base_url
         api_keys = ApiKeyVerifier(client, user_url, signer, settings.api_key_cache_seconds)
         app.state.edge = Edge(
@@ -55,7 +74,7 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
             ),
             api_keys=api_keys,
             limiter=limiter,
-            proxy=UpstreamProxy(client, signer, settings.max_body_bytes),
+            proxy=UpstreamProxy(client, signer, settings.max_body_bytes, fallback),
         )
         app.state.openapi = OpenApiMerger(client, upstreams)
         # Upstreams are reported, not required: the edge stays in rotation to
@@ -69,6 +88,7 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
         finally:
             app.state.draining = True
             await client.aclose()
+            await clicks.stop(settings.shutdown_timeout_seconds)
 
     app = build_app(
         settings,
@@ -91,6 +111,14 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
     return RedMetricsMiddleware(
         RequestContextMiddleware(EdgeRouter(app), access_log_enabled=settings.access_log)
     )
+
+
+def _ip_hash_key(settings: GatewaySettings) -> bytes:
+    if settings.ip_hash_key is None:
+        # Each process would draw its own key and count one visitor twice.
+        log.warning("GATEWAY_IP_HASH_KEY is not set: replayed clicks use a random key")
+        return secrets.token_bytes(32)
+    return settings.ip_hash_key.get_secret_value().encode()
 
 
 def _probe(client: httpx.AsyncClient, base_url: str) -> Callable[[], Awaitable[None]]:

@@ -7,6 +7,7 @@ httpx's own transport forwards at a tenth of the speed on this path (see
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -15,6 +16,11 @@ from httpx_aiohttp import AiohttpTransport
 from starlette.types import Receive, Scope, Send
 
 from gateway.config import GatewaySettings
+from gateway.fallback import Fallback, Outage
+from gateway.resilience import BulkheadFull, UpstreamGuard
+from gateway.routes import REDIRECT_TEMPLATE
+from gateway.stale import STALE_TTL_HEADER
+from services.chassis.breaker import BreakerOpen
 from services.chassis.context import REQUEST_ID_HEADER, request_id_var
 from services.chassis.errors import send_problem
 from services.chassis.http import read_body
@@ -53,7 +59,14 @@ FORWARDING = frozenset(
     }
 )
 # Added again by this process's own server and middleware.
-_RESPONSE_DROP = HOP_BY_HOP | {b"date", b"server", REQUEST_ID_HEADER.encode()}
+_RESPONSE_DROP = HOP_BY_HOP | {
+    b"date",
+    b"server",
+    REQUEST_ID_HEADER.encode(),
+    STALE_TTL_HEADER,  # for the gateway's stale cache, not for clients
+}
+# Upstream answers after which a stale redirect is the better reply.
+_REPLAY_ON = frozenset({502, 503, 504})
 _NO_BODY = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
 
 
@@ -61,6 +74,7 @@ _NO_BODY = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
 class Upstream:
     name: str
     base_url: str
+    guard: UpstreamGuard
 
 
 def create_client(settings: GatewaySettings) -> httpx.AsyncClient:
@@ -68,8 +82,9 @@ def create_client(settings: GatewaySettings) -> httpx.AsyncClient:
         max_connections=settings.upstream_max_connections,
         max_keepalive_connections=settings.upstream_max_connections,
     )
+    # Per-upstream read timeouts are set on each request (UpstreamGuard).
     timeout = httpx.Timeout(
-        settings.upstream_timeout_seconds,
+        settings.user_timeout_seconds,
         connect=settings.upstream_connect_timeout_seconds,
         pool=settings.upstream_connect_timeout_seconds,
     )
@@ -83,11 +98,16 @@ def create_client(settings: GatewaySettings) -> httpx.AsyncClient:
 
 class UpstreamProxy:
     def __init__(
-        self, client: httpx.AsyncClient, signer: GatewaySigner, max_body_bytes: int
+        self,
+        client: httpx.AsyncClient,
+        signer: GatewaySigner,
+        max_body_bytes: int,
+        fallback: Fallback,
     ) -> None:
         self.client = client
         self.signer = signer
         self.max_body_bytes = max_body_bytes
+        self.fallback = fallback
 
     async def forward(  # noqa: PLR0917 - one request's parts, in ASGI order
         self,
@@ -108,6 +128,35 @@ class UpstreamProxy:
                 await send_problem(send, 413, "payload_too_large", "Payload too large", detail)
                 return 413
             body = read
+        guard = upstream.guard
+        # A redirect (GET /{code}) may be replayed from the stale cache.
+        code = scope["path"][1:] if _is_redirect(upstream, scope) else None
+        outage = Outage(upstream.name, scope, send, identity, extra_headers, code)
+        try:
+            guard.bulkhead.acquire()
+        except BulkheadFull:
+            guard.failed("bulkhead_full")
+            return await self.fallback.unavailable(outage, "bulkhead_full", 1.0)
+        try:
+            request = self._build(upstream, scope, identity, body)
+            response = await self._send(guard, request, outage)
+            if isinstance(response, int):
+                return response
+            if code is not None and response.status_code in _REPLAY_ON:
+                stale = await self.fallback.replay(outage)
+                if stale is not None:
+                    await response.aclose()
+                    return stale
+            if code is not None:
+                self.fallback.learn(code, response)
+            return await _relay(response, send, extra_headers)
+        finally:
+            guard.bulkhead.release()
+
+    def _build(
+        self, upstream: Upstream, scope: Scope, identity: Identity, body: bytes
+    ) -> httpx.Request:
+        method: str = scope["method"]
         path = scope.get("raw_path") or scope["path"].encode()
         query = scope["query_string"]
         url = (
@@ -117,44 +166,67 @@ class UpstreamProxy:
         )
         headers = _forwarded_headers(scope) + self.signer.headers(method, path, identity)
         request = self.client.build_request(method, url, headers=headers, content=body or None)
-        try:
-            response = await self.client.send(request, stream=True)
-        except httpx.TransportError as exc:
-            if _timed_out(exc):
-                log.warning("upstream timed out", extra={"upstream": upstream.name})
-                detail = f"The {upstream.name} service did not answer in time."
-                await send_problem(send, 504, "upstream_timeout", "Upstream timeout", detail)
-                return 504
-            log.warning(
-                "upstream unreachable", extra={"upstream": upstream.name, "error": repr(exc)}
-            )
-            detail = f"The {upstream.name} service is unavailable."
-            await send_problem(
-                send,
-                503,
-                "upstream_unavailable",
-                "Upstream unavailable",
-                detail,
-                headers=[(b"retry-after", b"1")],
-            )
-            return 503
-        try:
-            headers = [
-                (k.lower(), v) for k, v in response.headers.raw if k.lower() not in _RESPONSE_DROP
-            ]
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": response.status_code,
-                    "headers": headers + extra_headers,
-                }
-            )
-            async for chunk in response.aiter_raw():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
-        finally:
-            await response.aclose()
-        return response.status_code
+        request.extensions["timeout"] = upstream.guard.timeouts
+        return request
+
+    async def _send(
+        self, guard: UpstreamGuard, request: httpx.Request, outage: Outage
+    ) -> httpx.Response | int:
+        """The upstream's response, or the status of the fallback answer sent instead."""
+        guard.budget.record_request()
+        retries = 0
+        while True:
+            try:
+                with guard.breaker.guard():
+                    return await self.client.send(request, stream=True)
+            except BreakerOpen as exc:
+                guard.failed("breaker_open")
+                return await self.fallback.unavailable(outage, "breaker_open", exc.retry_after)
+            except httpx.TransportError as exc:
+                if _timed_out(exc):
+                    guard.failed("timeout")
+                    log.warning("upstream timed out", extra={"upstream": guard.name})
+                    return await self.fallback.timed_out(outage)
+                if guard.may_retry(request.method, retries):
+                    retries += 1
+                    await asyncio.sleep(guard.backoff.delay(retries))
+                    continue
+                guard.failed("unavailable")
+                log.warning(
+                    "upstream unreachable", extra={"upstream": guard.name, "error": repr(exc)}
+                )
+                return await self.fallback.unavailable(outage, "unavailable", 1.0)
+
+
+async def _relay(
+    response: httpx.Response, send: Send, extra_headers: list[tuple[bytes, bytes]]
+) -> int:
+    """Stream the upstream's answer to the client."""
+    try:
+        headers = [
+            (k.lower(), v) for k, v in response.headers.raw if k.lower() not in _RESPONSE_DROP
+        ]
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status_code,
+                "headers": headers + extra_headers,
+            }
+        )
+        async for chunk in response.aiter_raw():
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+    finally:
+        await response.aclose()
+    return response.status_code
+
+
+def _is_redirect(upstream: Upstream, scope: Scope) -> bool:
+    return (
+        upstream.name == "link"
+        and scope["method"] == "GET"
+        and scope.get("route_template") == REDIRECT_TEMPLATE
+    )
 
 
 def _timed_out(exc: httpx.TransportError) -> bool:

@@ -27,6 +27,7 @@ from limits.errors import StorageError
 from prometheus_client import Counter
 
 from gateway.config import GatewaySettings
+from services.chassis.breaker import BreakerOpen, redis_breaker
 
 __all__ = ["Decision", "Policy", "RateLimiter", "policy_for"]
 
@@ -93,14 +94,21 @@ class RateLimiter:
         )
         self.limiter = SlidingWindowCounterRateLimiter(self.storage)
         self.policies = build_policies(settings)
+        # A hung Redis would cost every request a timeout: after a few
+        # failures the policies' fail-open/closed answer is given at once.
+        self.breaker = redis_breaker(settings)
 
     async def check(self, policy_name: str, key: str, anonymous: bool) -> Decision:
         policy = self.policies[policy_name]
         # Anonymous callers are counted per address, identified ones per user or key.
         item = policy.anonymous_limit if anonymous else policy.limit
         try:
-            allowed = await self.limiter.hit(item, policy.name, key)
-            stats = await self.limiter.get_window_stats(item, policy.name, key)
+            with self.breaker.guard():
+                allowed = await self.limiter.hit(item, policy.name, key)
+                stats = await self.limiter.get_window_stats(item, policy.name, key)
+        except BreakerOpen:
+            DECISIONS.labels(policy.name, "bypassed").inc()
+            return Decision(policy.fail_open, [], unavailable=not policy.fail_open)
         except StorageError as exc:
             DECISIONS.labels(policy.name, "error").inc()
             log.warning(

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["GATEWAY_PATHS", "ROUTES", "Route", "match", "match_route"]
+__all__ = ["GATEWAY_PATHS", "REDIRECT_TEMPLATE", "ROUTES", "Route", "match", "match_route"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +35,7 @@ class Route:
         return path == self.prefix or path.startswith(self.prefix + "/")
 
 
+REDIRECT_TEMPLATE: Final = "/{code}"
 # Must agree with services.link.codes.CODE_PATTERN (checked by a test).
 _CODE_PATH = re.compile(r"/[A-Za-z0-9_-]{1,64}")
 
@@ -50,7 +51,7 @@ ROUTES: Final = (
     Route("/api/v1/auth", "user"),
     Route("/api/v1/users", "user"),
     Route("/api/v1/api-keys", "user"),
-    Route("/", "link", pattern=_CODE_PATH, template="/{code}"),
+    Route("/", "link", pattern=_CODE_PATH, template=REDIRECT_TEMPLATE),
 )
 
 # Served by the gateway itself, never proxied.

@@ -73,7 +73,7 @@ def test_a_silent_upstream_is_a_504_within_the_timeout(infra: Infra) -> None:
     with socket.create_server(("127.0.0.1", 0)) as silent:
         port = silent.getsockname()[1]
         with running_gateway(
-            infra, f"http://127.0.0.1:{port}", upstream_timeout_seconds="0.5"
+            infra, f"http://127.0.0.1:{port}", link_timeout_seconds="0.5"
         ) as gateway:
             started = time.monotonic()
             response = httpx.get(f"{gateway}/api/v1/links/abc", timeout=10)

@@ -100,6 +100,7 @@ def database_url(ports: Ports, name: str) -> str:
 # The key the gateway signs identities with. Fixed and public: it guards
 # nothing but a local stack on 127.0.0.1. Compose and Kubernetes generate theirs.
 INTERNAL_AUTH_KEY = "devstack-local-internal-auth-key"
+IP_HASH_KEY = "devstack-local-only"
 
 
 def _link_env(ports: Ports) -> dict[str, str]:
@@ -114,7 +115,7 @@ def _link_env(ports: Ports) -> dict[str, str]:
         "LINK_KAFKA_ENABLE_IDEMPOTENCE": "false",
         "LINK_PUBLIC_BASE_URL": f"http://{LOCALHOST}:{ports.gateway}",
         # Fixed, so a visitor keeps one id across restarts, as the kept database expects.
-        "LINK_IP_HASH_KEY": "devstack-local-only",
+        "LINK_IP_HASH_KEY": IP_HASH_KEY,
     }
 
 
@@ -149,6 +150,11 @@ def _gateway_env(ports: Ports) -> dict[str, str]:
         "GATEWAY_USER_SERVICE_URL": f"http://{LOCALHOST}:{ports.user}",
         "GATEWAY_ANALYTICS_SERVICE_URL": f"http://{LOCALHOST}:{ports.analytics}",
         "GATEWAY_REDIS_URL": f"redis://{LOCALHOST}:{ports.redis}/1",
+        # The gateway publishes the clicks of redirects it replays while the
+        # link service is down (gateway/stale.py), hashed with the same key.
+        "GATEWAY_KAFKA_BOOTSTRAP_SERVERS": f"{LOCALHOST}:{ports.broker}",
+        "GATEWAY_KAFKA_ENABLE_IDEMPOTENCE": "false",
+        "GATEWAY_IP_HASH_KEY": IP_HASH_KEY,
     }
 
 

@@ -50,6 +50,11 @@ class RedisSettings(BaseSettings):
 
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_timeout_seconds: float = Field(0.25, gt=0)
+    # After this many consecutive failures Redis is not called for a while
+    # (services/chassis/breaker.py): a hung Redis then costs nothing per
+    # request instead of a timeout per request.
+    redis_breaker_fail_max: int = Field(3, ge=1)
+    redis_breaker_reset_seconds: float = Field(5.0, gt=0)
 
 
 class KafkaSettings(BaseSettings):

@@ -12,6 +12,9 @@ is an RFC 9457 problem document with a stable machine-readable ``code``::
     ├── PayloadTooLarge      413 payload_too_large
     └── UnavailableError     503 unavailable
 
+A database or cache that cannot be reached (refused, reset, timed out)
+answers 503 ``dependency_unavailable`` with ``Retry-After``, not 500.
+
 Services subclass these with their own ``code`` (``alias_taken``...).
 """
 
@@ -21,7 +24,9 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
+import asyncpg
 import orjson
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -192,6 +197,29 @@ async def _http_error(_: Request, exc: Exception) -> Response:
     return problem_response(exc.status_code, code, str(exc.detail), str(exc.detail), exc.headers)
 
 
+# A database or cache that cannot be reached: the request is fine, the
+# moment is not. Transactions roll back, so nothing is left half-written.
+_LOST_DEPENDENCY: tuple[type[Exception], ...] = (
+    OSError,  # refused, reset, unreachable (ConnectionError is one)
+    TimeoutError,
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+)
+
+
+async def _dependency_lost(_: Request, exc: Exception) -> Response:
+    log.warning("dependency unavailable", extra={"error": repr(exc)[:300]})
+    return problem_response(
+        503,
+        "dependency_unavailable",
+        "Service unavailable",
+        "A store this request needs cannot be reached. Try again shortly.",
+        {"retry-after": "2"},
+    )
+
+
 async def _unexpected_error(_: Request, exc: Exception) -> Response:
     # Only bugs and lost dependencies land here; the request id in the body
     # finds the traceback in the logs.
@@ -206,4 +234,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    for lost in _LOST_DEPENDENCY:
+        app.add_exception_handler(lost, _dependency_lost)
     app.add_exception_handler(Exception, _unexpected_error)

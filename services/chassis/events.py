@@ -8,6 +8,8 @@ so every click of one link lands on one partition, in order.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Literal
@@ -22,6 +24,8 @@ __all__ = [
     "LinkChangeType",
     "LinkChanged",
     "LinkClicked",
+    "bounded_header",
+    "hash_ip",
 ]
 
 CLICKS_TOPIC: Final = "clicks"
@@ -30,6 +34,24 @@ LINKS_TOPIC: Final = "links"
 # Topic -> partitions, created explicitly at start (local stack, tests, the
 # compose job and the Kubernetes Job all read this table).
 TOPICS: Final = {CLICKS_TOPIC: 6, CLICKS_DLQ_TOPIC: 1, LINKS_TOPIC: 3}
+# Bounds on what a client can make a click event carry downstream.
+MAX_HEADER_CHARS: Final = 512
+
+
+def hash_ip(key: bytes, ip: str | None) -> str | None:
+    """The keyed hash a click carries instead of the client address.
+
+    Every process that publishes clicks (the link service, and the gateway
+    when it replays a redirect) must use the same key, or one visitor would
+    count as two.
+    """
+    if ip is None:
+        return None
+    return hmac.new(key, ip.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def bounded_header(value: str | None) -> str | None:
+    return value[:MAX_HEADER_CHARS] if value else None
 
 
 @dataclass(frozen=True, slots=True)

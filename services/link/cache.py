@@ -3,7 +3,10 @@
 A value is what a redirect needs and nothing more. An unknown code is cached
 as an empty value for a short time, so a scan of random codes costs Redis
 lookups, not Postgres queries. A Redis failure is a miss: the cache makes
-redirects fast, never makes them fail.
+redirects fast, never makes them fail. After a few failures in a row the
+breaker stops calling Redis for a while (every lookup is then a miss, counted
+as ``bypassed``), so a hung Redis costs nothing per request instead of a
+timeout per request; one trial call then finds out whether it is back.
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ from prometheus_client import Counter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from services.chassis.breaker import Breaker, BreakerOpen
+
 __all__ = ["NEGATIVE", "CachedLink", "LinkCache"]
 
 log = logging.getLogger(__name__)
 CACHE_LOOKUPS = Counter("link_cache_lookups_total", "Resolve cache lookups by result.", ["result"])
-_HIT, _MISS, _NEG, _ERR = (
-    CACHE_LOOKUPS.labels(r) for r in ("hit", "miss", "negative_hit", "error")
+_HIT, _MISS, _NEG, _ERR, _BYPASSED = (
+    CACHE_LOOKUPS.labels(r) for r in ("hit", "miss", "negative_hit", "error", "bypassed")
 )
 
 
@@ -48,8 +53,11 @@ _NEGATIVE_VALUE = b""
 
 
 class LinkCache:
-    def __init__(self, redis: Redis, *, ttl_seconds: int, negative_ttl_seconds: int) -> None:
+    def __init__(
+        self, redis: Redis, breaker: Breaker, *, ttl_seconds: int, negative_ttl_seconds: int
+    ) -> None:
         self.redis = redis
+        self.breaker = breaker
         self.ttl = ttl_seconds
         self.negative_ttl = negative_ttl_seconds
 
@@ -60,7 +68,11 @@ class LinkCache:
     async def get(self, code: str) -> CachedLink | _Negative | None:
         """The cached link, NEGATIVE for a known-unknown code, None on a miss."""
         try:
-            raw = await self.redis.get(self.key(code))
+            with self.breaker.guard():
+                raw = await self.redis.get(self.key(code))
+        except BreakerOpen:
+            _BYPASSED.inc()
+            return None
         except (RedisError, OSError) as exc:
             _ERR.inc()
             log.warning("cache read failed", extra={"error": repr(exc)})
@@ -85,12 +97,19 @@ class LinkCache:
         else:
             value, ttl = _NEGATIVE_VALUE, self.negative_ttl
         try:
-            await self.redis.set(self.key(code), value, ex=ttl)
+            with self.breaker.guard():
+                await self.redis.set(self.key(code), value, ex=ttl)
+        except BreakerOpen:
+            return
         except (RedisError, OSError) as exc:
             log.warning("cache write failed", extra={"error": repr(exc)})
 
     async def invalidate(self, code: str) -> None:
-        """Forget a code, so the next redirect sees the database's truth."""
+        """Forget a code, so the next redirect sees the database's truth.
+
+        Tried even while the breaker is open: writes are rare, and a missed
+        invalidation would serve the old target until the entry's TTL.
+        """
         try:
             await self.redis.delete(self.key(code))
         except (RedisError, OSError) as exc:

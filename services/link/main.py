@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from services.chassis.app import build_app
+from services.chassis.breaker import redis_breaker
 from services.chassis.db import create_engine, ping
 from services.chassis.events import CLICKS_TOPIC
 from services.chassis.health import UNSIGNED_PATHS, DependencyCheck
@@ -43,6 +44,7 @@ def create_app(settings: LinkSettings | None = None) -> FastAPI:
         await relay.start()
         cache = LinkCache(
             redis,
+            redis_breaker(settings),
             ttl_seconds=settings.cache_ttl_seconds,
             negative_ttl_seconds=settings.negative_cache_ttl_seconds,
         )

@@ -95,6 +95,10 @@ async def delete_link(code: str, caller: CallerDep, links: LinkServiceDep) -> Re
     return Response(status_code=204)
 
 
+# A day: the gateway caps it further (GATEWAY_STALE_MAX_AGE_SECONDS).
+_MAX_STALE_TTL = 86_400
+
+
 @router.get(
     "/{code}",
     tags=["redirect"],
@@ -115,15 +119,19 @@ async def follow(
     """Redirect to the link's target and record the click (the hot path)."""
     link = await resolver.resolve(code)
     clicks.record(request, code)
+    remaining = None if link.expires_at is None else max(0, int(link.expires_at - time.time()))
     if link.redirect_type in _PERMANENT:
         max_age = settings.permanent_redirect_max_age_seconds
-        if link.expires_at is not None:
-            max_age = max(0, min(max_age, int(link.expires_at - time.time())))
+        if remaining is not None:
+            max_age = min(max_age, remaining)
         cache_control = f"public, max-age={max_age}"
     else:
         # Every visit of a temporary redirect must reach us to be counted.
         cache_control = "private, no-store"
-    return Response(
-        status_code=link.redirect_type,
-        headers={"location": link.url, "cache-control": cache_control},
-    )
+    headers = {"location": link.url, "cache-control": cache_control}
+    stale_ttl = _MAX_STALE_TTL if remaining is None else min(_MAX_STALE_TTL, remaining)
+    if stale_ttl > 0:
+        # How long the gateway may replay this redirect if we go down
+        # (gateway/stale.py); never past the link's expiry.
+        headers["x-redirect-stale-ttl"] = str(stale_ttl)
+    return Response(status_code=link.redirect_type, headers=headers)
