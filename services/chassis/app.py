@@ -43,6 +43,12 @@ def build_app(
         openapi_url="/openapi.json" if docs else None,
         docs_url="/docs" if docs else None,
         redoc_url=None,
+        # FastAPI's own OpenTelemetry spans, metrics and logs switch on as soon
+        # as a tracer provider exists. Off: the server span comes from
+        # services.chassis.tracing, outermost, for FastAPI's routes and the
+        # gateway's proxied requests alike, and a redirect would otherwise pay
+        # for two server spans and one per dependency.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
     install_problem_schema(app)
