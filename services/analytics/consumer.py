@@ -42,6 +42,7 @@ from services.analytics.metrics import (
     CONSUMER_LAG,
 )
 from services.analytics.outage import Backoff, Outage
+from services.chassis.tracing import consuming
 
 __all__ = ["BatchConsumer"]
 
@@ -140,15 +141,19 @@ class BatchConsumer(Generic[T]):
         started = time.perf_counter()
         items: list[T] = []
         poison: list[Poisoned] = []
+        # Each event's trace context (Kafka headers), for its processing span.
+        headers: list[Sequence[tuple[str, bytes]] | None] = []
         for records in batch.values():
             for record in records:
                 try:
                     items.append(self._decode(record.value))
+                    headers.append(record.headers)
                 except PoisonMessage as exc:
                     poison.append((record, exc))
-        if await self._until_written(items, poison):
-            await self._commit(batch)
-            BATCH_SECONDS.labels(self.topic).observe(time.perf_counter() - started)
+        with consuming(self.topic, headers):
+            if await self._until_written(items, poison):
+                await self._commit(batch)
+                BATCH_SECONDS.labels(self.topic).observe(time.perf_counter() - started)
 
     async def _until_written(self, items: list[T], poison: list[Poisoned]) -> bool:
         """Write the batch, retrying until it is done; False if asked to stop first."""
