@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 PY := .venv/bin/python
 
-.PHONY: help install dev down status test lint fmt clean bench-pipeline bench load
+.PHONY: help install dev down status test lint fmt clean bench-pipeline bench load dr-drill api-docs
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -39,6 +39,12 @@ bench: install ## Measure the redirect hot path against a bare floor (own stack,
 
 load: install ## Locust against the running `make dev` (LOAD_SECONDS=30) -> .devstack/load/, docs/performance.md
 	@$(PY) -m loadtests.load
+
+dr-drill: install ## Back up, destroy and restore the databases on an own stack; RTO/RPO -> docs/disaster-recovery.md
+	@$(PY) -m infra.dr drill
+
+api-docs: install ## Export the OpenAPI documents and event schemas the services serve -> docs/api/
+	@$(PY) -m infra.apidocs
 
 clean: down ## Stop the stack and delete its state (.devstack/)
 	@rm -rf .devstack
