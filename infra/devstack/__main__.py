@@ -66,11 +66,13 @@ def up(state: StateDir, ports: Ports) -> int:
     state.record_runner()
     procs: list[ManagedProcess] = []
     try:
-        procs = start_stack(ports, state)
+        procs = start_stack(ports, state, monitoring=True)
         entries = [e for e in state.recorded() if e.name != RUNNER]
         entrypoint = next(e.url for e in entries if e.name == ENTRYPOINT)
         print(_table(entries, state))
         print(f"\n{ENTRYPOINT}: {entrypoint}\nAPI docs: {entrypoint}/docs")
+        monitor = next((e.url for e in entries if e.name == "prometheus"), None)
+        print(f"prometheus: {monitor or 'not installed (./infra/bootstrap.sh installs it)'}")
         print(f"ready in {age_seconds(os.getpid()):.1f} s; Ctrl-C stops everything", flush=True)
         dead = _first_to_exit(procs)
         code = dead.stop()

@@ -29,6 +29,7 @@ from infra.devstack.processes import (
     wait_http_ready,
 )
 from infra.devstack.procfs import stack_rss_bytes
+from infra.devstack.prometheus import start_prometheus
 from infra.devstack.state import StateDir
 
 # Topic -> partitions, from the event contracts, the one table every environment reads.
@@ -67,6 +68,7 @@ class Ports:
     link: int = 8001
     user: int = 8002
     analytics: int = 8003
+    prometheus: int = 59090  # beside, not on, a system Prometheus (9090)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Ports:
@@ -207,9 +209,16 @@ def infra_urls(ports: Ports) -> dict[str, str]:
 
 
 def start_stack(
-    ports: Ports, state: StateDir, services: Sequence[ServiceSpec] = SERVICES
+    ports: Ports,
+    state: StateDir,
+    services: Sequence[ServiceSpec] = SERVICES,
+    *,
+    monitoring: bool = False,
 ) -> list[ManagedProcess]:
     """Start Postgres, Redis, the broker, then ``services`` in order, each once ready.
+
+    ``monitoring`` adds Prometheus scraping every service, where it is installed
+    (``make dev`` asks for it; benchmarks do not, so it takes no CPU from them).
 
     Each process is recorded in ``state`` as it starts. On any failure, Ctrl-C
     included, what was started is stopped again before the exception propagates.
@@ -243,6 +252,13 @@ def start_stack(
             keep(launched[-1], spec.url(ports))
         for proc, spec in zip(launched, services, strict=True):
             wait_http_ready(proc, f"{spec.url(ports)}/readyz")
+        if monitoring:
+            targets = {spec.name: ports.by_name()[spec.name] for spec in services}
+            prom = start_prometheus(
+                ports.prometheus, targets, state.root / "prometheus", state.log("prometheus")
+            )
+            if prom is not None:
+                keep(prom, f"http://{LOCALHOST}:{ports.prometheus}")
     except BaseException:
         stop_stack(started, state)
         raise
