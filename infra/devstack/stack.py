@@ -108,6 +108,9 @@ IP_HASH_KEY = "devstack-local-only"
 def _link_env(ports: Ports) -> dict[str, str]:
     return {
         "INTERNAL_AUTH_KEY": INTERNAL_AUTH_KEY,
+        # Other OTEL_* variables pass through from the shell; tracing stays off
+        # unless one of them names an endpoint (docs/observability-tracing.md).
+        "OTEL_SERVICE_NAME": "link",
         "LINK_HOST": LOCALHOST,
         "LINK_PORT": str(ports.link),
         "LINK_DATABASE_URL": database_url(ports, "link"),
@@ -124,6 +127,7 @@ def _link_env(ports: Ports) -> dict[str, str]:
 def _user_env(ports: Ports) -> dict[str, str]:
     return {
         "INTERNAL_AUTH_KEY": INTERNAL_AUTH_KEY,
+        "OTEL_SERVICE_NAME": "user",
         "USER_HOST": LOCALHOST,
         "USER_PORT": str(ports.user),
         "USER_DATABASE_URL": database_url(ports, "users"),
@@ -133,6 +137,7 @@ def _user_env(ports: Ports) -> dict[str, str]:
 def _analytics_env(ports: Ports) -> dict[str, str]:
     return {
         "INTERNAL_AUTH_KEY": INTERNAL_AUTH_KEY,
+        "OTEL_SERVICE_NAME": "analytics",
         "ANALYTICS_HOST": LOCALHOST,
         "ANALYTICS_PORT": str(ports.analytics),
         "ANALYTICS_DATABASE_URL": database_url(ports, "analytics"),
@@ -146,6 +151,7 @@ def _analytics_env(ports: Ports) -> dict[str, str]:
 def _gateway_env(ports: Ports) -> dict[str, str]:
     return {
         "INTERNAL_AUTH_KEY": INTERNAL_AUTH_KEY,
+        "OTEL_SERVICE_NAME": "gateway",
         "GATEWAY_HOST": LOCALHOST,
         "GATEWAY_PORT": str(ports.gateway),
         "GATEWAY_LINK_SERVICE_URL": f"http://{LOCALHOST}:{ports.link}",
