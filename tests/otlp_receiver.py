@@ -76,6 +76,7 @@ class OtlpReceiver:
     def __init__(self, *, keep: bool = True) -> None:
         self.keep = keep
         self.requests = 0
+        self.received_bytes = 0
         self._spans: list[ReceivedSpan] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -115,6 +116,7 @@ class OtlpReceiver:
         spans = _decode(body) if self.keep else []
         with self._lock:
             self.requests += 1
+            self.received_bytes += len(body)
             self._spans += spans
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
