@@ -71,6 +71,8 @@ class Target:
 
 def backup(directory: Path, target: Target) -> dict[str, Any]:
     """Snapshot every service's database at one instant into ``directory``; the manifest."""
+    if directory.exists() and any(directory.iterdir()):
+        raise DevstackError(f"{directory} already exists and is not empty; pick a new directory")
     started = time.monotonic()
     # First the offsets, then the snapshot: the snapshot then holds at least
     # every event below them (offsets are committed after the write).
