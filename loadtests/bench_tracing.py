@@ -36,7 +36,7 @@ from loadtests.bench_redirect import UNLIMITED, Bench, start_floor
 from loadtests.floor import FLOOR_CODE
 from loadtests.redirect_report import BenchRun, Measured, _machine
 from loadtests.wrk import MAX_SECONDS
-from services.chassis.tracing import message_context
+from services.chassis.tracing_kafka import message_context
 from tests.otlp_receiver import OtlpReceiver
 
 # Label, OTEL_TRACES_SAMPLER_ARG (None: no endpoint, so tracing is off).

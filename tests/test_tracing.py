@@ -9,6 +9,7 @@ service: ``full`` samples every request, ``ratio`` a quarter of them.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -97,12 +98,18 @@ def log_lines(path: Path) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
 
 
-def access_line(path: Path, request_id: str) -> dict[str, Any]:
-    lines = [
-        line
-        for line in log_lines(path)
-        if line.get("logger") == "access" and line.get("request_id") == request_id
-    ]
+def access_line(path: Path, request_id: str, timeout: float = 5.0) -> dict[str, Any]:
+    """The one access line of ``request_id``: written once the response is sent, so awaited."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [
+            line
+            for line in log_lines(path)
+            if line.get("logger") == "access" and line.get("request_id") == request_id
+        ]
+        if lines or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert len(lines) == 1, f"one access line for {request_id} in {path.name}"
     return lines[0]
 

@@ -42,7 +42,7 @@ from services.analytics.metrics import (
     CONSUMER_LAG,
 )
 from services.analytics.outage import Backoff, Outage
-from services.chassis.tracing import consuming
+from services.chassis.tracing_kafka import consuming
 
 __all__ = ["BatchConsumer"]
 

@@ -12,7 +12,7 @@ again), so consumers deduplicate by event id.
 
 Trace context travels per event, in the message headers: it is captured when
 the event is queued (inside the request that caused it), since the batch is
-sent later by a task that belongs to no request (services/chassis/tracing.py).
+sent later by a task that belongs to no request (services/chassis/tracing_kafka.py).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from opentelemetry.trace import SpanContext
 from prometheus_client import Counter, Gauge
 
 from services.chassis.config import KafkaSettings
-from services.chassis.tracing import message_context, message_headers, sending
+from services.chassis.tracing_kafka import message_context, message_headers, sending
 
 __all__ = ["EventPublisher", "OutgoingEvent", "create_producer"]
 

@@ -24,8 +24,8 @@ What is instrumented, and where (docs/observability-tracing.md):
 * every process's outermost ASGI app, by ``TracingMiddleware`` (``serve``);
 * the gateway's upstream client, by ``traced_transport`` (``create_client``);
 * asyncpg and Redis, by their instrumentors, which patch the client classes;
-* Kafka, by hand: ``message_context``/``message_headers`` on the producer's
-  buffer (kafka.py) and ``consuming`` around a consumed batch.
+* Kafka, by hand, in services/chassis/tracing_kafka.py: context per event
+  in message headers.
 """
 
 from __future__ import annotations
@@ -33,28 +33,21 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable
 
 import httpx
 from opentelemetry import propagate, trace
-from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
-from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = [
     "TracingMiddleware",
-    "consuming",
-    "message_context",
-    "message_headers",
-    "sending",
+    "current_tracer",
     "start_tracing",
     "traced_transport",
-    "tracing_enabled",
 ]
 
 log = logging.getLogger(__name__)
@@ -63,12 +56,10 @@ log = logging.getLogger(__name__)
 # returns at its first line.
 _tracer: trace.Tracer | None = None
 
-# A batch span links to at most this many of its events (the SDK keeps 128).
-MAX_BATCH_LINKS = 64
 
-
-def tracing_enabled() -> bool:
-    return _tracer is not None
+def current_tracer() -> trace.Tracer | None:
+    """The process's tracer, or None while tracing is off."""
+    return _tracer
 
 
 def _exporter(environ: os._Environ[str] | dict[str, str]) -> SpanExporter | None:
@@ -207,107 +198,3 @@ def _route_of(scope: Scope) -> str | None:
     route = scope.get("route")
     path = getattr(route, "path", None)
     return path if isinstance(path, str) else None
-
-
-def message_context(topic: str) -> SpanContext | None:
-    """A "create" span for one event, child of the current span; its context.
-
-    Called when an event is queued, inside the request that caused it: the
-    batch is sent later by a background task whose context is empty, so the
-    context travels with the event (OpenTelemetry's messaging conventions
-    call this the creation context). None outside any trace.
-    """
-    if _tracer is None or not trace.get_current_span().get_span_context().is_valid:
-        return None
-    span = _tracer.start_span(
-        f"create {topic}",
-        kind=SpanKind.PRODUCER,
-        attributes={
-            "messaging.system": "kafka",
-            "messaging.operation.type": "create",
-            "messaging.destination.name": topic,
-        },
-    )
-    span.end()
-    return span.get_span_context()
-
-
-def message_headers(context: SpanContext | None) -> list[tuple[str, bytes]] | None:
-    """Kafka headers carrying ``context`` (``traceparent``, ``tracestate``)."""
-    if context is None:
-        return None
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier, context=trace.set_span_in_context(NonRecordingSpan(context)))
-    return [(key, value.encode()) for key, value in carrier.items()]
-
-
-@contextmanager
-def sending(topic: str, contexts: Sequence[SpanContext | None]) -> Iterator[None]:
-    """A span around one batch sent to the broker, linked to its events' creations."""
-    if _tracer is None:
-        yield
-        return
-    links = [Link(c) for c in contexts if c is not None and c.trace_flags.sampled]
-    with _tracer.start_as_current_span(
-        f"send {topic}",
-        context=Context(),  # a batch belongs to no single request
-        kind=SpanKind.CLIENT,
-        links=links[:MAX_BATCH_LINKS],
-        attributes=_batch_attributes(topic, "send", len(contexts)),
-    ):
-        yield
-
-
-@contextmanager
-def consuming(topic: str, headers: Sequence[Sequence[tuple[str, bytes]] | None]) -> Iterator[None]:
-    """Spans for one consumed batch; ``headers`` are its records' Kafka headers.
-
-    One batch span (a root: a batch mixes many requests) holds the work, the
-    database writes included, and links to the events. Then, per event, a
-    "process" span in the trace of the request that caused it, child of its
-    creation context, covering the batch's time and linked to the batch span:
-    so the redirect's trace reaches the consumer, one span per click.
-    """
-    if _tracer is None:
-        yield
-        return
-    parents = [_remote_context(h) for h in headers]
-    started = time.time_ns()
-    links = [Link(p) for p in parents if p is not None and p.trace_flags.sampled]
-    attributes = _batch_attributes(topic, "process", len(headers))
-    with _tracer.start_as_current_span(
-        f"process {topic}",
-        context=Context(),
-        kind=SpanKind.CONSUMER,
-        links=links[:MAX_BATCH_LINKS],
-        attributes=attributes,
-    ) as batch:
-        yield
-    batch_link = [Link(batch.get_span_context())]
-    for parent in parents:
-        if parent is not None:
-            _tracer.start_span(
-                f"process {topic}",
-                context=trace.set_span_in_context(NonRecordingSpan(parent)),
-                kind=SpanKind.CONSUMER,
-                links=batch_link,
-                start_time=started,
-                attributes=attributes,
-            ).end()
-
-
-def _remote_context(headers: Sequence[tuple[str, bytes]] | None) -> SpanContext | None:
-    if not headers:
-        return None
-    carrier = {key: value.decode("latin-1") for key, value in headers}
-    context = trace.get_current_span(propagate.extract(carrier)).get_span_context()
-    return context if context.is_valid else None
-
-
-def _batch_attributes(topic: str, operation: str, count: int) -> dict[str, str | int]:
-    return {
-        "messaging.system": "kafka",
-        "messaging.operation.type": operation,
-        "messaging.destination.name": topic,
-        "messaging.batch.message_count": count,
-    }

@@ -1,0 +1,140 @@
+"""Trace context across Kafka: per event, in the message headers.
+
+Events are batched on both sides, and a batch mixes many requests, so the
+context cannot ride on the batch: the producer captures it per event when
+the event is queued (inside the request), the consumer reads it back per
+record. Following OpenTelemetry's messaging conventions:
+
+    request span -> "create clicks" (PRODUCER, one per event, ended at once)
+                      ... "send clicks" (CLIENT, one per batch, links to the creates)
+                      -> "process clicks" (CONSUMER, one per event, its child)
+                           links to "process clicks" (the batch: a root, with
+                           the database writes as children, linked to each event)
+
+All of it costs a ``None`` check while tracing is off.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind
+
+from services.chassis.tracing import current_tracer
+
+__all__ = ["consuming", "message_context", "message_headers", "sending"]
+
+Headers = Sequence[tuple[str, bytes]]
+# A batch span links to at most this many of its events (the SDK keeps 128).
+MAX_BATCH_LINKS = 64
+
+
+def message_context(topic: str) -> SpanContext | None:
+    """A "create" span for one event, child of the current span; its context.
+
+    Called when an event is queued, inside the request that caused it: the
+    batch is sent later by a background task whose context is empty, so the
+    context travels with the event (OpenTelemetry's messaging conventions
+    call this the creation context). None outside any trace.
+    """
+    tracer = current_tracer()
+    if tracer is None or not trace.get_current_span().get_span_context().is_valid:
+        return None
+    span = tracer.start_span(
+        f"create {topic}",
+        kind=SpanKind.PRODUCER,
+        attributes={
+            "messaging.system": "kafka",
+            "messaging.operation.type": "create",
+            "messaging.destination.name": topic,
+        },
+    )
+    span.end()
+    return span.get_span_context()
+
+
+def message_headers(context: SpanContext | None) -> list[tuple[str, bytes]] | None:
+    """Kafka headers carrying ``context`` (``traceparent``, ``tracestate``)."""
+    if context is None:
+        return None
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, context=trace.set_span_in_context(NonRecordingSpan(context)))
+    return [(key, value.encode()) for key, value in carrier.items()]
+
+
+@contextmanager
+def sending(topic: str, contexts: Sequence[SpanContext | None]) -> Iterator[None]:
+    """A span around one batch sent to the broker, linked to its events' creations."""
+    tracer = current_tracer()
+    if tracer is None:
+        yield
+        return
+    links = [Link(c) for c in contexts if c is not None and c.trace_flags.sampled]
+    with tracer.start_as_current_span(
+        f"send {topic}",
+        context=Context(),  # a batch belongs to no single request
+        kind=SpanKind.CLIENT,
+        links=links[:MAX_BATCH_LINKS],
+        attributes=_batch_attributes(topic, "send", len(contexts)),
+    ):
+        yield
+
+
+@contextmanager
+def consuming(topic: str, headers: Sequence[Headers | None]) -> Iterator[None]:
+    """Spans for one consumed batch; ``headers`` are its records' Kafka headers.
+
+    One batch span (a root: a batch mixes many requests) holds the work, the
+    database writes included, and links to the events. Then, per event, a
+    "process" span in the trace of the request that caused it, child of its
+    creation context, covering the batch's time and linked to the batch span:
+    so the redirect's trace reaches the consumer, one span per click.
+    """
+    tracer = current_tracer()
+    if tracer is None:
+        yield
+        return
+    parents = [_remote_context(h) for h in headers]
+    started = time.time_ns()
+    links = [Link(p) for p in parents if p is not None and p.trace_flags.sampled]
+    attributes = _batch_attributes(topic, "process", len(headers))
+    with tracer.start_as_current_span(
+        f"process {topic}",
+        context=Context(),
+        kind=SpanKind.CONSUMER,
+        links=links[:MAX_BATCH_LINKS],
+        attributes=attributes,
+    ) as batch:
+        yield
+    batch_link = [Link(batch.get_span_context())]
+    for parent in parents:
+        if parent is not None:
+            tracer.start_span(
+                f"process {topic}",
+                context=trace.set_span_in_context(NonRecordingSpan(parent)),
+                kind=SpanKind.CONSUMER,
+                links=batch_link,
+                start_time=started,
+                attributes=attributes,
+            ).end()
+
+
+def _remote_context(headers: Headers | None) -> SpanContext | None:
+    if not headers:
+        return None
+    carrier = {key: value.decode("latin-1") for key, value in headers}
+    context = trace.get_current_span(propagate.extract(carrier)).get_span_context()
+    return context if context.is_valid else None
+
+
+def _batch_attributes(topic: str, operation: str, count: int) -> dict[str, str | int]:
+    return {
+        "messaging.system": "kafka",
+        "messaging.operation.type": operation,
+        "messaging.destination.name": topic,
+        "messaging.batch.message_count": count,
+    }
