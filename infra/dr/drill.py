@@ -86,7 +86,9 @@ def _process(processes: list[ManagedProcess], name: str) -> ManagedProcess:
     return next(p for p in processes if p.name == name)
 
 
-def run_drill(workdir: Path | None = None, *, links: int = 20, wait: float = 90) -> DrillResult:
+def run_drill(
+    workdir: Path | None = None, *, links: int = 20, wait: float = 90, rewind: bool = True
+) -> DrillResult:
     """Run the whole drill on a stack of its own; it is stopped again whatever happens."""
     # The drill measures recovery, not the rate limiter.
     for name in ("REDIRECT", "CREATE", "CREATE_ANONYMOUS", "AUTH", "API"):
@@ -99,7 +101,7 @@ def run_drill(workdir: Path | None = None, *, links: int = 20, wait: float = 90)
     try:
         return _drill(
             processes=processes, ports=ports, state=state, target=target,
-            backup_dir=root / "backup", n=links, wait=wait,
+            backup_dir=root / "backup", n=links, wait=wait, rewind=rewind,
         )  # fmt: skip
     finally:
         stop_stack(processes, state)
@@ -116,6 +118,7 @@ def _drill(
     backup_dir: Path,
     n: int,
     wait: float,
+    rewind: bool,
 ) -> DrillResult:
     client = Client(f"http://127.0.0.1:{ports.gateway}")
     client.register()
@@ -158,7 +161,8 @@ def _drill(
     resolve = client.wait_resolving(old, wait)
     created = client.can_create(wait)
     serving = time.monotonic()
-    rewind_consumers(backup_dir, target)
+    if rewind:  # without it, the clicks since the backup are never counted: see --no-rewind
+        rewind_consumers(backup_dir, target)
     rewound = time.monotonic()
     spec = next(s for s in SERVICES if s.name == "analytics")
     _replace(
