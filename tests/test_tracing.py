@@ -160,6 +160,13 @@ def test_one_trace_spans_gateway_link_kafka_and_consumer(
         for s in trace.values()
         if s.kind == "CLIENT"
     )
+    # The batch that carried the event to the broker links to its creation.
+    carried = (trace_id, created.span_id)
+    sent = traced.receiver.wait_for(lambda spans: any(carried in s.links for s in spans))
+    assert sorted((s.service, s.name, s.kind) for s in sent if carried in s.links) == [
+        ("analytics", "process clicks", "CONSUMER"),  # the consumed batch
+        ("link", "send clicks", "CLIENT"),  # the sent batch
+    ]
     # The per-event span links to its batch's span, which holds the database writes.
     (batch_link,) = processed.links
     batch = traced.receiver.wait_for(lambda spans: any(s.span_id == batch_link[1] for s in spans))
