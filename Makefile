@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 PY := .venv/bin/python
 
-.PHONY: help install dev down status test lint fmt clean bench-pipeline bench load dr-drill api-docs
+.PHONY: help install dev down status test lint fmt clean bench-pipeline bench load dr-drill api-docs bench-tracing
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -36,6 +36,9 @@ bench-pipeline: install ## Measure the click pipeline (own stack on free ports) 
 
 bench: install ## Measure the redirect hot path against a bare floor (own stack, 2-3 min) -> docs/performance.md
 	@$(PY) -m loadtests.bench_redirect
+
+bench-tracing: install ## Redirect throughput with tracing off, 1 %, 100 % (own stacks, ~3 min) -> docs/performance-tracing.md
+	@$(PY) -m loadtests.bench_tracing
 
 load: install ## Locust against the running `make dev` (LOAD_SECONDS=30) -> .devstack/load/, docs/performance.md
 	@$(PY) -m loadtests.load
