@@ -45,7 +45,7 @@ if ! kubectl -n "$NAMESPACE" get secret shortener-secrets >/dev/null 2>&1; then
     secret() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
     kubectl -n "$NAMESPACE" create secret generic shortener-secrets \
         --from-literal=internal-auth-key="$(secret)" \
-        --from-literal=link-ip-hash-key="$(secret)" \
+        --from-literal=ip-hash-key="$(secret)" \
         --from-literal=postgres-password="$(secret)" \
         --from-literal=link-db-password="$(secret)" \
         --from-literal=users-db-password="$(secret)" \

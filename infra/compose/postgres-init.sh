@@ -6,12 +6,18 @@
 # read from <NAME>_DB_PASSWORD (compose: local defaults; Kubernetes: a Secret).
 set -eu
 
+# Every password first, so that a missing one stops the script before any
+# database exists (the image runs these scripts once: a half-done run stays).
 for name in ${SERVICE_DATABASES}; do
     variable="$(echo "${name}" | tr '[:lower:]' '[:upper:]')_DB_PASSWORD"
-    password="$(printenv "${variable}")" || {
+    printenv "${variable}" >/dev/null || {
         echo "postgres-init: ${variable} is not set" >&2
         exit 1
     }
+done
+
+for name in ${SERVICE_DATABASES}; do
+    password="$(printenv "$(echo "${name}" | tr '[:lower:]' '[:upper:]')_DB_PASSWORD")"
     # psql variables (:"name", :'password') quote safely whatever the value holds.
     psql -v ON_ERROR_STOP=1 --username "${POSTGRES_USER}" --dbname postgres \
         -v name="${name}" -v password="${password}" <<'SQL'
