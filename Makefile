@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 PY := .venv/bin/python
 
-.PHONY: help install dev down status test lint fmt clean bench-pipeline bench load dr-drill api-docs bench-tracing
+.PHONY: help install dev down status test lint fmt clean bench-pipeline bench load dr-drill api-docs bench-tracing compose-up compose-down kind-up kind-down
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -51,3 +51,17 @@ api-docs: install ## Export the OpenAPI documents and event schemas the services
 
 clean: down ## Stop the stack and delete its state (.devstack/)
 	@rm -rf .devstack
+
+TIER ?= core
+
+compose-up: ## Run the system in Docker: TIER=core (default) or TIER=full (+ observability, Locust)
+	@./infra/compose/up.sh $(TIER)
+
+compose-down: ## Stop the compose stack, every tier (the Postgres volume stays)
+	@docker compose --profile full down
+
+kind-up: ## Create a kind cluster, build and load the image, deploy, print the URL (k8s/)
+	@./k8s/kind-up.sh
+
+kind-down: ## Delete the kind cluster of `make kind-up`
+	@./k8s/kind-down.sh
