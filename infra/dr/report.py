@@ -50,7 +50,7 @@ def render(r: DrillResult) -> str:
             f"**{r.links_lost} of {r.links_after}**",
         ),
         ("**RPO, clicks** on surviving links", f"**{r.clicks_lost_on_surviving} lost**"),
-        ("clicks on the lost links (counted, link gone)", str(r.clicks_on_lost_links)),
+        ("clicks made on the lost links", str(r.clicks_on_lost_links)),
         ("every old link redirects to its URL", _yes(r.old_links_resolve)),
         ("click counts match redirects served", _yes(r.counts_match)),
         ("login after restore; token from before still valid", _yes(r.login_after)
