@@ -47,6 +47,7 @@ class Outage:
     identity: Identity
     extra_headers: list[tuple[bytes, bytes]]
     code: str | None  # set for a redirect
+    click_id: str | None = None  # the visit's click, if the redirect is replayed
 
 
 class Fallback:
@@ -78,7 +79,9 @@ class Fallback:
         entry = self.stale.get(outage.code)
         if entry is None:
             return None
-        self.clicks.record(outage.code, outage.scope["headers"], outage.identity.client_ip)
+        self.clicks.record(
+            outage.code, outage.scope["headers"], outage.identity.client_ip, outage.click_id
+        )
         headers = [
             (b"location", entry.location),
             (b"cache-control", b"private, no-store"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from dataclasses import dataclass
 
 import httpx
@@ -23,6 +24,7 @@ from gateway.stale import STALE_TTL_HEADER
 from services.chassis.breaker import BreakerOpen
 from services.chassis.context import REQUEST_ID_HEADER, request_id_var
 from services.chassis.errors import send_problem
+from services.chassis.events import CLICK_ID_HEADER
 from services.chassis.http import read_body
 from services.chassis.identity import GatewaySigner, Identity
 from services.chassis.tracing import traced_transport
@@ -55,6 +57,7 @@ FORWARDING = frozenset(
         b"x-forwarded-proto",
         b"x-real-ip",
         REQUEST_ID_HEADER.encode(),
+        CLICK_ID_HEADER.encode(),
         b"content-length",
     }
 )
@@ -67,6 +70,7 @@ _RESPONSE_DROP = HOP_BY_HOP | {
 }
 # Upstream answers after which a stale redirect is the better reply.
 _REPLAY_ON = frozenset({502, 503, 504})
+_CLICK_ID = CLICK_ID_HEADER.encode()
 _NO_BODY = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
 
 
@@ -131,14 +135,16 @@ class UpstreamProxy:
         guard = upstream.guard
         # A redirect (GET /{code}) may be replayed from the stale cache.
         code = scope["path"][1:] if _is_redirect(upstream, scope) else None
-        outage = Outage(upstream.name, scope, send, identity, extra_headers, code)
+        # One id per visit, whoever ends up answering it (gateway/stale.py).
+        click_id = uuid.uuid4().hex if code is not None else None
+        outage = Outage(upstream.name, scope, send, identity, extra_headers, code, click_id)
         try:
             guard.bulkhead.acquire()
         except BulkheadFull:
             guard.failed("bulkhead_full")
             return await self.fallback.unavailable(outage, "bulkhead_full", 1.0)
         try:
-            request = self._build(upstream, scope, identity, body)
+            request = self._build(upstream, scope, identity, body, click_id)
             response = await self._send(guard, request, outage)
             if isinstance(response, int):
                 return response
@@ -154,7 +160,12 @@ class UpstreamProxy:
             guard.bulkhead.release()
 
     def _build(
-        self, upstream: Upstream, scope: Scope, identity: Identity, body: bytes
+        self,
+        upstream: Upstream,
+        scope: Scope,
+        identity: Identity,
+        body: bytes,
+        click_id: str | None,
     ) -> httpx.Request:
         method: str = scope["method"]
         path = scope.get("raw_path") or scope["path"].encode()
@@ -165,6 +176,8 @@ class UpstreamProxy:
             + ("?" + query.decode("latin-1") if query else "")
         )
         headers = _forwarded_headers(scope) + self.signer.headers(method, path, identity)
+        if click_id is not None:
+            headers.append((_CLICK_ID, click_id.encode()))
         request = self.client.build_request(method, url, headers=headers, content=body or None)
         request.extensions["timeout"] = upstream.guard.timeouts
         return request

@@ -102,7 +102,16 @@ class StaleClicks:
         self.publisher = publisher
         self._key = ip_hash_key
 
-    def record(self, code: str, headers: list[tuple[bytes, bytes]], client_ip: str | None) -> bool:
+    def record(
+        self,
+        code: str,
+        headers: list[tuple[bytes, bytes]],
+        client_ip: str | None,
+        click_id: str | None,
+    ) -> bool:
+        """Publish the click; ``click_id`` is the id the link service was given
+        for this visit, so a visit it also counted (it answered, too late) is
+        one event, deduplicated downstream."""
         referrer = user_agent = None
         for name, value in headers:
             if name == b"referer":
@@ -110,7 +119,7 @@ class StaleClicks:
             elif name == b"user-agent":
                 user_agent = bounded_header(value.decode("latin-1"))
         event = LinkClicked(
-            event_id=uuid.uuid4().hex,
+            event_id=click_id or uuid.uuid4().hex,
             code=code,
             occurred_at=datetime.now(UTC),
             referrer=referrer,

@@ -179,3 +179,17 @@ def test_postgres_down_keeps_cached_redirects_and_refuses_writes_quickly(infra: 
             assert uncached.status_code == 503
     finally:
         postgres.stop()
+
+
+def test_a_client_cannot_choose_its_click_id(infra: Infra, gateway_url: str) -> None:
+    # The gateway sets the id a replayed click shares with the link service's;
+    # a client choosing it could make many visits count as one.
+    code = shorten(gateway_url, "https://example.com/click-id")
+    forged = "0" * 32
+    for _ in range(2):
+        response = httpx.get(f"{gateway_url}/{code}", headers={"x-click-id": forged})
+        assert response.status_code == 302
+    clicks = read_clicks(infra.bootstrap, code, expected=2)
+    ids = {c["event_id"] for c in clicks}
+    assert len(ids) == 2
+    assert forged not in ids

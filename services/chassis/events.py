@@ -19,6 +19,7 @@ import orjson
 __all__ = [
     "CLICKS_DLQ_TOPIC",
     "CLICKS_TOPIC",
+    "CLICK_ID_HEADER",
     "LINKS_TOPIC",
     "TOPICS",
     "LinkChangeType",
@@ -34,6 +35,9 @@ LINKS_TOPIC: Final = "links"
 # Topic -> partitions, created explicitly at start (local stack, tests, the
 # compose job and the Kubernetes Job all read this table).
 TOPICS: Final = {CLICKS_TOPIC: 6, CLICKS_DLQ_TOPIC: 1, LINKS_TOPIC: 3}
+# Set by the gateway on every redirect it forwards (a client's own is
+# dropped): the event id of the visit's click, whoever publishes it.
+CLICK_ID_HEADER: Final = "x-click-id"
 # Bounds on what a client can make a click event carry downstream.
 MAX_HEADER_CHARS: Final = 512
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import re
 import secrets
 import uuid
 from datetime import UTC, datetime
@@ -11,13 +10,12 @@ from datetime import UTC, datetime
 from starlette.requests import Request
 
 from services.chassis.context import request_id_var
-from services.chassis.events import LinkClicked
+from services.chassis.events import CLICK_ID_HEADER, LinkClicked, bounded_header, hash_ip
 from services.chassis.kafka import EventPublisher
 
 __all__ = ["ClickRecorder"]
 
-# Bounds on what a client can make us carry downstream.
-MAX_HEADER_CHARS = 512
+_CLICK_ID = re.compile(r"[0-9a-f]{32}")
 
 
 class ClickRecorder:
@@ -33,23 +31,25 @@ class ClickRecorder:
         return request.headers.get("x-real-ip") or (request.client.host if request.client else None)
 
     def ip_hash(self, ip: str | None) -> str | None:
-        if ip is None:
-            return None
-        return hmac.new(self._key, ip.encode(), hashlib.sha256).hexdigest()[:32]
+        return hash_ip(self._key, ip)
 
     def record(self, request: Request, code: str) -> bool:
         headers = request.headers
         event = LinkClicked(
-            event_id=uuid.uuid4().hex,
+            event_id=_event_id(headers.get(CLICK_ID_HEADER)),
             code=code,
             occurred_at=datetime.now(UTC),
-            referrer=_bounded(headers.get("referer")),
-            user_agent=_bounded(headers.get("user-agent")),
+            referrer=bounded_header(headers.get("referer")),
+            user_agent=bounded_header(headers.get("user-agent")),
             ip_hash=self.ip_hash(self.client_ip(request)),
             request_id=request_id_var.get(),
         )
         return self.publisher.publish(event.key(), event.to_json())
 
 
-def _bounded(value: str | None) -> str | None:
-    return value[:MAX_HEADER_CHARS] if value else None
+def _event_id(click_id: str | None) -> str:
+    """The gateway's id for this visit, so that the click it publishes itself
+    if we answer too late (a stale replay) is the same event, counted once."""
+    if click_id is not None and _CLICK_ID.fullmatch(click_id):
+        return click_id
+    return uuid.uuid4().hex
