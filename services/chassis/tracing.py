@@ -22,7 +22,8 @@ neither pays for spans nor logs export errors.
 What is instrumented, and where (docs/observability-tracing.md):
 
 * every process's outermost ASGI app, by ``TracingMiddleware`` (``serve``);
-* the gateway's upstream client, by ``traced_transport`` (``create_client``);
+* the gateway's upstream client, by ``traced_transport`` (``create_client``),
+  a transport wrapper of our own;
 * asyncpg and Redis, by their instrumentors, which patch the client classes;
 * Kafka, by hand, in services/chassis/tracing_kafka.py: context per event
   in message headers.
@@ -124,16 +125,46 @@ def _instrument_libraries(provider: TracerProvider) -> None:
 def traced_transport(transport: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
     """``transport`` with a client span per request and the context in its headers.
 
-    Wraps any transport (the gateway's is aiohttp's), where the instrumentor's
-    global patch covers only httpx's own.
+    Ours rather than httpx's instrumentation (``AsyncOpenTelemetryTransport``):
+    that one parses the URL again, sanitizes the method and records metrics
+    on every call, sampled or not, about 130 µs a request on this machine,
+    a fifth of the gateway's CPU per redirect; this one costs a few µs
+    when the request is not sampled.
     """
     if _tracer is None:
         return transport
-    from opentelemetry.instrumentation.httpx import (  # noqa: PLC0415
-        AsyncOpenTelemetryTransport,
-    )
+    return _TracedTransport(transport, _tracer)
 
-    return AsyncOpenTelemetryTransport(transport)
+
+class _TracedTransport(httpx.AsyncBaseTransport):
+    def __init__(self, inner: httpx.AsyncBaseTransport, tracer: trace.Tracer) -> None:
+        self._inner = inner
+        self._tracer = tracer
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        method = request.method
+        span = self._tracer.start_span(method, kind=SpanKind.CLIENT)
+        with trace.use_span(span, end_on_exit=True, record_exception=True):
+            if span.is_recording():
+                url = request.url
+                span.set_attributes(
+                    {
+                        "http.request.method": method,
+                        "server.address": url.host,
+                        "server.port": url.port or 80,
+                        "url.full": str(url.copy_with(query=None)),  # queries can hold secrets
+                    }
+                )
+            # Also when not sampled: the upstream must learn that, and follow it.
+            propagate.inject(request.headers)
+            response = await self._inner.handle_async_request(request)
+            span.set_attribute("http.response.status_code", response.status_code)
+            if response.status_code >= 500:
+                span.set_status(Status(StatusCode.ERROR))
+            return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
 
 
 class TracingMiddleware:
@@ -152,6 +183,8 @@ class TracingMiddleware:
     def __init__(self, app: ASGIApp, *, trust_incoming: bool, untraced: Iterable[str] = ()) -> None:
         self.app = app
         self.trust_incoming = trust_incoming
+        # The headers the configured propagators read (traceparent, tracestate, baggage).
+        self.fields = frozenset(f.encode() for f in propagate.get_global_textmap().fields)
         self.untraced = frozenset(untraced)  # probes and scrapes: noise, every second
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -161,7 +194,11 @@ class TracingMiddleware:
             return
         parent = None
         if self.trust_incoming:
-            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            headers = {
+                k.decode("latin-1"): v.decode("latin-1")
+                for k, v in scope["headers"]
+                if k in self.fields
+            }
             parent = propagate.extract(headers)
         method = scope["method"]
         span = tracer.start_span(
