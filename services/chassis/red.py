@@ -13,9 +13,11 @@ the error handlers included. The ``route`` label is bounded by construction:
 Methods outside the standard set become ``other`` for the same reason.
 
 This runs on every redirect, so the per-request work is kept to two clock
-reads, two gauge updates and two dictionary look-ups: label children are
+reads, one dictionary look-up and two metric updates: label children are
 bound once per (method, route, status) and reused, instead of paying
-``labels()`` (a lock, a tuple and a dict look-up in the client) each time.
+``labels()`` (a lock, a tuple and a dict look-up in the client) each time,
+and the in-flight gauge is a plain integer read at scrape time (one event
+loop per process: no lock needed). Measured cost: docs/observability.md.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ REQUEST_DURATION = Histogram(
     buckets=DURATION_BUCKETS,
 )
 REQUESTS_IN_FLIGHT = Gauge("http_requests_in_flight", "HTTP requests being answered now.")
+_in_flight = 0
+REQUESTS_IN_FLIGHT.set_function(lambda: _in_flight)
 
 UNMATCHED: Final = "unmatched"
 _METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -74,10 +78,9 @@ class RedMetricsMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        # (method, route, status) -> counter child; (method, route) -> histogram
-        # child. Bounded like the labels themselves: methods x routes x statuses.
-        self._counts: dict[tuple[str, str, int], Counter] = {}
-        self._durations: dict[tuple[str, str], Histogram] = {}
+        # (method, route, status) -> its (histogram, counter) children; bounded
+        # like the labels themselves: methods x routes x statuses.
+        self._children: dict[tuple[str, str, int], tuple[Histogram, Counter]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -92,25 +95,24 @@ class RedMetricsMiddleware:
                 status = message["status"]
             await send(message)
 
-        REQUESTS_IN_FLIGHT.inc()
+        global _in_flight  # noqa: PLW0603 -- one per process, read by the gauge at scrape time
+        _in_flight += 1
         try:
             await self.app(scope, receive, send_noting_status)
         finally:
-            REQUESTS_IN_FLIGHT.dec()
+            _in_flight -= 1
             self._record(scope, status, time.perf_counter() - started)
 
     def _record(self, scope: Scope, status: int, seconds: float) -> None:
         method = scope["method"]
         if method not in _METHODS:
             method = "other"
-        route = route_label(scope)
-        duration = self._durations.get((method, route))
-        if duration is None:
-            duration = self._durations[method, route] = REQUEST_DURATION.labels(method, route)
-        duration.observe(seconds)
-        count = self._counts.get((method, route, status))
-        if count is None:
-            count = self._counts[method, route, status] = REQUESTS.labels(
-                method, route, str(status)
+        key = (method, route_label(scope), status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                REQUEST_DURATION.labels(key[0], key[1]),
+                REQUESTS.labels(key[0], key[1], str(status)),
             )
-        count.inc()
+        children[0].observe(seconds)
+        children[1].inc()
