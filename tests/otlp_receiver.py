@@ -38,6 +38,7 @@ class ReceivedSpan:
     trace_id: str
     span_id: str
     parent_span_id: str  # "" for a root
+    trace_state: str
     attributes: dict[str, Any] = field(default_factory=dict)
     links: tuple[tuple[str, str], ...] = ()  # (trace id, span id)
 
@@ -63,6 +64,7 @@ def _decode(body: bytes) -> list[ReceivedSpan]:
                         trace_id=span.trace_id.hex(),
                         span_id=span.span_id.hex(),
                         parent_span_id=span.parent_span_id.hex(),
+                        trace_state=span.trace_state,
                         attributes={a.key: _value(a.value) for a in span.attributes},
                         links=tuple((ln.trace_id.hex(), ln.span_id.hex()) for ln in span.links),
                     )

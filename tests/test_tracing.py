@@ -220,13 +220,23 @@ def test_sampling_follows_the_edges_ratio(traced: Traced) -> None:
 def test_the_edge_ignores_a_clients_trace_context(traced: Traced) -> None:
     code = new_code(traced.full)
     forged = uuid.uuid4().hex
-    parent = f"00-{forged}-{uuid.uuid4().hex[:16]}-01"
-    response = httpx.get(f"{traced.full}/{code}", headers={"traceparent": parent})
+    headers = {
+        "traceparent": f"00-{forged}-{uuid.uuid4().hex[:16]}-01",
+        "tracestate": "forged=1",
+    }
+    response = httpx.get(f"{traced.full}/{code}", headers=headers)
     assert response.status_code == 302
     trace_id = access_line(traced.logs["full"], response.headers["x-request-id"])["trace_id"]
     assert trace_id != forged
-    spans = traced.receiver.wait_for(lambda spans: any(s.trace_id == trace_id for s in spans))
+    spans = traced.receiver.wait_for(
+        lambda spans: any(s.trace_id == trace_id and s.service == "link" for s in spans)
+    )
     assert all(s.trace_id != forged for s in spans)
+    # Nor does the client's tracestate reach the services behind the edge.
+    (served,) = [
+        s for s in spans if s.trace_id == trace_id and s.kind == "SERVER" and s.service == "link"
+    ]
+    assert served.trace_state == ""
 
 
 def test_no_secrets_or_client_addresses_in_logs(traced: Traced) -> None:

@@ -200,6 +200,10 @@ class TracingMiddleware:
                 if k in self.fields
             }
             parent = propagate.extract(headers)
+        else:
+            # Dropped, not only ignored: forwarded upstream, a client's
+            # tracestate or baggage would ride along with our traceparent.
+            scope["headers"] = [(k, v) for k, v in scope["headers"] if k not in self.fields]
         method = scope["method"]
         span = tracer.start_span(
             method,
