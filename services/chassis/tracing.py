@@ -94,7 +94,9 @@ def start_tracing(
     """Install the global tracer provider and instrument the client libraries.
 
     Returns the provider (call ``shutdown()`` on exit: it flushes the batch
-    queue), or None when the variables leave tracing off.
+    queue), or None when the variables leave tracing off. ``environ`` decides
+    on or off and the service name; the SDK reads the rest (endpoint,
+    sampler, batching, resource attributes) from the process's environment.
     """
     global _tracer  # noqa: PLW0603 - one provider per process, like the SDK's own global
     exporter = _exporter(environ)
