@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 PY := .venv/bin/python
 
-.PHONY: help install dev down status test lint fmt clean bench-pipeline bench load dr-drill api-docs bench-tracing compose-up compose-down kind-up kind-down
+.PHONY: help install dev down status test lint fmt clean bench-pipeline bench load dr-drill api-docs bench-tracing compose-up compose-down kind-up kind-down rules-test
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -21,6 +21,12 @@ status: ## Show what the local stack runs
 
 test: install ## Run the test suite against real Postgres, Redis and broker
 	@$(PY) -m pytest
+
+rules-test: install ## Prometheus rules and alert unit tests, Alertmanager config, dashboards up to date
+	@promtool check rules infra/prometheus/rules/*.yml
+	@promtool test rules infra/prometheus/tests/*.yml
+	@amtool check-config infra/alertmanager/alertmanager.yml
+	@$(PY) -m infra.grafana --check
 
 lint: install ## ruff (lint and format check) and mypy --strict
 	@$(PY) -m ruff check .
