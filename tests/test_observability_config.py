@@ -1,36 +1,27 @@
-"""Monitoring that cannot silently rot: rules, alerts, runbooks, dashboards and real metrics.
+"""Monitoring files that cannot silently rot: rules, alerts, runbooks, dashboards.
 
 promtool and amtool check every file as Prometheus and Alertmanager would load
-it; the alert unit tests run; every dashboard query is parsed by promtool; and
-the real processes are scraped after some traffic, so a renamed metric, a
-route template that changed or a histogram bucket that moved fails here, not
-on a dashboard that quietly draws nothing.
+it, the alert unit tests run, and every dashboard query is parsed by promtool.
+What the queries read is checked against the running processes in
+tests/test_observability_live.py.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import uuid
 from pathlib import Path
-
-import httpx
-import pytest
 
 from infra.devstack.prometheus import render_config
 from infra.grafana.__main__ import rendered
-from tests.accounts import register
 from tests.observability import (
     ALERTMANAGER_CONFIG,
     PROMETHEUS_DIR,
     RULE_FILES,
-    Exposed,
     alert_rules,
     dashboard_queries,
     load_yaml,
-    recording_rules,
     run_tool,
-    scrape,
 )
 from tests.promql import Selector, selectors
 
@@ -122,93 +113,3 @@ def test_selectors_are_found_with_their_labels() -> None:
         Selector("y"),
         Selector("slo:z:ratio_rate1h"),
     ]
-
-
-def _traffic(gateway_url: str) -> str:
-    """A little of everything a visitor and a user do; returns the link code used."""
-    with httpx.Client(base_url=gateway_url, timeout=10) as http:
-        created = http.post("/api/v1/links", json={"url": "https://example.com/observed"})
-        assert created.status_code == 201, created.text
-        code = str(created.json()["code"])
-        for _ in range(3):
-            assert http.get(f"/{code}").status_code == 302
-        # 404 until analytics has consumed the link's LinkCreated event: either is traffic.
-        assert http.get(f"/api/v1/links/{code}/stats").status_code in (200, 404)
-        assert http.get(f"/nope-{uuid.uuid4().hex[:8]}").status_code == 404
-        assert http.get(f"/no/such/{uuid.uuid4().hex[:8]}").status_code == 404
-        register(http)
-    return code
-
-
-@pytest.fixture(scope="module")
-def exposed(
-    gateway_url: str, link_url: str, user_url: str, analytics_url: str
-) -> tuple[str, dict[str, Exposed]]:
-    code = _traffic(gateway_url)
-    urls = {"gateway": gateway_url, "link": link_url, "user": user_url, "analytics": analytics_url}
-    return code, {job: scrape(url) for job, url in urls.items()}
-
-
-def _problems(selector: Selector, by_job: dict[str, Exposed]) -> str | None:
-    job = selector.equals.get("job")
-    scrapes = [by_job[job]] if job in by_job else list(by_job.values())
-    if not any(selector.name in s.names for s in scrapes):
-        return f"{selector.name} (job {job or 'any'})"
-    # Label values a rule or a panel depends on: a route template, a bucket bound.
-    for label in ("route", "le"):
-        value = selector.equals.get(label)
-        if value is not None and not any(
-            labels.get(label) == value
-            for s in scrapes
-            for labels in s.labels.get(selector.name, [])
-        ):
-            return f'{selector.name}{{{label}="{value}"}} (job {job or "any"})'
-    return None
-
-
-def test_every_metric_used_by_rules_and_dashboards_is_exposed(
-    exposed: tuple[str, dict[str, Exposed]],
-) -> None:
-    _, by_job = exposed
-    recorded = recording_rules()
-    used = [*recorded.values(), *(rule["expr"] for rule in alert_rules())]
-    used += [q for queries in dashboard_queries().values() for q in queries]
-    missing = set()
-    for expr in used:
-        for selector in selectors(expr):
-            # Recording outputs are checked through their own expressions; `up` is
-            # written by Prometheus for every target, never exposed by one.
-            if selector.name in recorded or selector.name == "up":
-                continue
-            if (problem := _problems(selector, by_job)) is not None:
-                missing.add(problem)
-    assert not missing, "used but not exposed by any running process:\n" + "\n".join(
-        sorted(missing)
-    )
-
-
-def test_request_metrics_are_labelled_by_route_template_never_by_path(
-    exposed: tuple[str, dict[str, Exposed]],
-) -> None:
-    code, by_job = exposed
-    gateway_routes = {labels["route"] for labels in by_job["gateway"].labels["http_requests_total"]}
-    assert {"/{code}", "/api/v1/links/*", "/api/v1/links/{code}/stats", "unmatched"} <= (
-        gateway_routes
-    )
-    link_routes = {labels["route"] for labels in by_job["link"].labels["http_requests_total"]}
-    assert "/{code}" in link_routes
-    for scraped in by_job.values():
-        for labels in scraped.labels.get("http_requests_total", []):
-            for raw in (code, "nope-", "/no/such"):
-                assert raw not in labels["route"], labels
-
-
-def test_database_pools_are_reported(exposed: tuple[str, dict[str, Exposed]]) -> None:
-    _, by_job = exposed
-    for job, database in (("link", "link"), ("user", "users"), ("analytics", "analytics")):
-        states = {
-            labels["state"]
-            for labels in by_job[job].labels["db_pool_connections"]
-            if labels["database"] == database
-        }
-        assert states == {"in_use", "idle", "overflow"}, (job, states)
