@@ -146,6 +146,13 @@ async def test_rewound_group_reads_again_from_the_recorded_offsets(infra: Infra)
     recorded = await asyncio.to_thread(read_offsets, infra.bootstrap, {group: topic})
     assert recorded == {group: {f"{topic}:0": 6}}
 
+    # An offset past the log's end belongs to a log the broker lost: a rewind
+    # there would skip new events, so it is refused (and the group stays put).
+    beyond = {group: {f"{topic}:0": 100}}
+    assert await asyncio.to_thread(commit_offsets, infra.bootstrap, beyond) == {group: {}}
+    assert await asyncio.to_thread(read_offsets, infra.bootstrap, {group: topic}) == recorded
+
     # As a restore does: put the group back to where an older backup saw it.
-    await asyncio.to_thread(commit_offsets, infra.bootstrap, {group: {f"{topic}:0": 2}})
+    rewind = {group: {f"{topic}:0": 2}}
+    assert await asyncio.to_thread(commit_offsets, infra.bootstrap, rewind) == rewind
     assert await _consume(infra.bootstrap, topic, group, commit=False) == [2, 3, 4, 5]

@@ -48,8 +48,8 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(backup(args.dir.resolve(), Target.devstack()), indent=2))
         elif args.command == "restore":
             target = Target.devstack()
-            offsets = restore(args.dir.resolve(), target, rewind=not args.no_rewind)
-            print(f"restored into {target.data_dir}; offsets rewound: {offsets}")
+            for step in restore(args.dir.resolve(), target, rewind=not args.no_rewind):
+                print(step)
             print("now start the stack (make dev): Postgres replays the snapshot's WAL and opens")
         else:
             result = run_drill(links=args.links, rewind=not args.no_rewind)

@@ -26,6 +26,7 @@ from types import MappingProxyType
 from typing import Any
 
 import redis
+from aiokafka.errors import KafkaError
 
 from infra.devstack.managed import DevstackError
 from infra.devstack.stack import REPO_ROOT, SERVICES, Ports, service_env
@@ -76,7 +77,12 @@ def backup(directory: Path, target: Target) -> dict[str, Any]:
     started = time.monotonic()
     # First the offsets, then the snapshot: the snapshot then holds at least
     # every event below them (offsets are committed after the write).
-    offsets = read_offsets(target.bootstrap, target.groups)
+    try:
+        offsets, broker = read_offsets(target.bootstrap, target.groups), "offsets recorded"
+    except (KafkaError, OSError) as exc:
+        # The databases matter more than the offsets: back them up anyway,
+        # and say that a restore of this backup cannot replay the clicks.
+        offsets, broker = {}, f"unreachable, offsets not recorded: {exc!r}"
     base_backup(target.postgres_port, directory / SNAPSHOT)
     verify_backup(directory / SNAPSHOT)
     label = (directory / SNAPSHOT / "backup_label").read_text()
@@ -87,6 +93,7 @@ def backup(directory: Path, target: Target) -> dict[str, Any]:
         "databases": sorted(spec.database for spec in SERVICES if spec.database),
         "snapshot_bytes": sum(p.stat().st_size for p in (directory / SNAPSHOT).rglob("*")),
         "wal_start": _label_field(label, "START WAL LOCATION"),
+        "broker": broker,
         "consumer_offsets": offsets,
     }
     (directory / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
@@ -100,25 +107,44 @@ def _label_field(label: str, name: str) -> str:
     raise DevstackError(f"backup_label has no {name!r}")
 
 
-def restore(directory: Path, target: Target, *, rewind: bool = True) -> Offsets:
-    """Put a backup back, with Postgres and the analytics service stopped; offsets rewound.
+def restore(directory: Path, target: Target, *, rewind: bool = True) -> list[str]:
+    """Put a backup back, with Postgres and the analytics service stopped; what was done.
 
     Start Postgres and the services afterwards; they need nothing else.
     """
-    restore_databases(directory, target)
-    return rewind_consumers(directory, target) if rewind else {}
+    done = restore_databases(directory, target)
+    if rewind:
+        try:
+            rewound = rewind_consumers(directory, target)
+        except (KafkaError, OSError) as exc:
+            done.append(
+                f"offsets NOT rewound, broker unreachable ({exc!r}): clicks since the "
+                "backup are counted only if the broker kept them and this is rerun"
+            )
+        else:
+            done.append(f"offsets rewound: {rewound}")
+    return done
 
 
-def restore_databases(directory: Path, target: Target) -> None:
+def restore_databases(directory: Path, target: Target) -> list[str]:
     """The data directory becomes the snapshot (Postgres stopped); the link cache is emptied.
 
     The cache may hold links created after the backup, which the restored
     database no longer has: it would go on redirecting them (for up to the
     cache TTL) as if nothing was lost, and hide the loss from every check.
+    A Redis that is down is fine when it keeps nothing on disk (the local
+    stack's does not): it comes back empty.
     """
     restore_data_dir(directory / SNAPSHOT, target.data_dir)
-    with redis.Redis.from_url(target.link_cache_url, socket_timeout=5) as cache:
-        cache.flushdb()
+    done = [f"snapshot restored into {target.data_dir}"]
+    try:
+        with redis.Redis.from_url(target.link_cache_url, socket_timeout=5) as cache:
+            cache.flushdb()
+    except redis.ConnectionError:
+        done.append("link cache NOT emptied (Redis unreachable): empty it before serving")
+    else:
+        done.append("link cache emptied")
+    return done
 
 
 def rewind_consumers(directory: Path, target: Target) -> Offsets:
@@ -126,8 +152,9 @@ def rewind_consumers(directory: Path, target: Target) -> Offsets:
 
     Clicks made after the backup are then read again and counted once. It
     needs only the broker, not Postgres: redirects can be served again before
-    (the clicks wait on the topic meanwhile).
+    (the clicks wait on the topic meanwhile). Partitions whose log is now
+    shorter than the recorded offset (a broker that lost its topics) are left
+    alone: a rewind there would skip the new events. Returns what it committed.
     """
     offsets: Offsets = json.loads((directory / MANIFEST).read_text())["consumer_offsets"]
-    commit_offsets(target.bootstrap, offsets)
-    return offsets
+    return commit_offsets(target.bootstrap, offsets)

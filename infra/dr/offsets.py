@@ -42,8 +42,8 @@ async def _read(bootstrap: str, groups: Mapping[str, str]) -> Offsets:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
         )
-        await consumer.start()
         try:
+            await consumer.start()  # a failed start still needs the stop below
             await consumer.topics()  # loads the partition metadata
             partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
             consumer.assign(partitions)
@@ -58,22 +58,31 @@ async def _read(bootstrap: str, groups: Mapping[str, str]) -> Offsets:
     return found
 
 
-def commit_offsets(bootstrap: str, offsets: Offsets, timeout: float = 60) -> None:
-    """Commit ``offsets`` for each group; its members must be stopped (the group empty)."""
-    asyncio.run(_commit(bootstrap, offsets, timeout))
+def commit_offsets(bootstrap: str, offsets: Offsets, timeout: float = 60) -> Offsets:
+    """Commit ``offsets`` for each group (its members stopped); those committed.
+
+    An offset past the end of its partition's log is not committed: the
+    broker lost the log it belonged to, and committing it would make the
+    consumers skip that many new events.
+    """
+    return asyncio.run(_commit(bootstrap, offsets, timeout))
 
 
-async def _commit(bootstrap: str, offsets: Offsets, seconds: float) -> None:
+async def _commit(bootstrap: str, offsets: Offsets, seconds: float) -> Offsets:
+    committed: Offsets = {}
     for group, positions in offsets.items():
-        parsed = {_partition(name): offset for name, offset in positions.items()}
+        wanted = {_partition(name): offset for name, offset in positions.items()}
+        ends = await _log_ends(bootstrap, list(wanted))
+        parsed = {tp: offset for tp, offset in wanted.items() if offset <= ends.get(tp, -1)}
+        committed[group] = {f"{tp.topic}:{tp.partition}": o for tp, o in parsed.items()}
         if not parsed:
             continue
         topics = sorted({tp.topic for tp in parsed})
         consumer = AIOKafkaConsumer(
             *topics, bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
         )
-        await consumer.start()
         try:
+            await consumer.start()  # a failed start still needs the stop below
             deadline = time.monotonic() + seconds
             # Polling drives the join; what it fetches is never committed.
             while not set(parsed) <= consumer.assignment():
@@ -83,6 +92,23 @@ async def _commit(bootstrap: str, offsets: Offsets, seconds: float) -> None:
             await consumer.commit(parsed)
         finally:
             await consumer.stop()
+    return committed
+
+
+async def _log_ends(bootstrap: str, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+    """The next offset each partition will write (partitions the broker lacks are left out)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        await consumer.start()
+        await consumer.topics()
+        known = [
+            tp
+            for tp in partitions
+            if tp.partition in (consumer.partitions_for_topic(tp.topic) or ())
+        ]
+        return dict(await consumer.end_offsets(known)) if known else {}
+    finally:
+        await consumer.stop()
 
 
 def _partition(name: str) -> TopicPartition:
