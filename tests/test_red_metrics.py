@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from services.chassis.red import RedMetricsMiddleware
 
@@ -82,3 +82,22 @@ async def test_a_template_set_on_the_scope_wins_over_the_path() -> None:
     async with _client(RedMetricsMiddleware(edge)) as http:
         assert (await http.get("/Xy3kP9a")).status_code == 302
     assert _requests("GET", "/{code}-red-test", "302") == before + 1
+
+
+async def test_a_request_left_unanswered_is_a_499_not_a_server_error() -> None:
+    async def gone(scope: Scope, receive: Receive, send: Send) -> None:
+        # The client disconnected before the app answered: it returns, sending nothing.
+        scope["route_template"] = "/{code}-red-gone"
+
+    before = _requests("GET", "/{code}-red-gone", "499")
+    await RedMetricsMiddleware(gone)({"type": "http", "method": "GET"}, _never, _discard)
+    assert _requests("GET", "/{code}-red-gone", "499") == before + 1
+    assert _requests("GET", "/{code}-red-gone", "500") == 0
+
+
+async def _never() -> Message:
+    raise AssertionError("the app did not read the body")
+
+
+async def _discard(message: Message) -> None:
+    raise AssertionError(f"nothing should be sent, got {message['type']}")

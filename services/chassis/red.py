@@ -87,7 +87,7 @@ class RedMetricsMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500  # what the client gets when the app raises before answering
+        status = 0
 
         async def send_noting_status(message: Message) -> None:
             nonlocal status
@@ -99,9 +99,14 @@ class RedMetricsMiddleware:
         _in_flight += 1
         try:
             await self.app(scope, receive, send_noting_status)
+        except Exception:
+            status = status or 500  # what the server in front answers for an app that raised
+            raise
         finally:
             _in_flight -= 1
-            self._record(scope, status, time.perf_counter() - started)
+            # No answer and no error: the client went away first (nginx's 499),
+            # not a server error that would page someone.
+            self._record(scope, status or 499, time.perf_counter() - started)
 
     def _record(self, scope: Scope, status: int, seconds: float) -> None:
         method = scope["method"]
