@@ -31,13 +31,13 @@ def overview() -> Json:
                 "5xx share, worst service",
                 "max(job:http_requests_error_ratio:rate5m)",
                 unit="percentunit",
-                red_above=0.05,
+                red_from=0.05,
             ),
             stat(
                 "p99 latency, slowest service",
                 "max(job:http_request_duration_seconds:p99_5m)",
                 unit="s",
-                red_above=0.5,
+                red_from=0.5,
             ),
             row("Traffic and errors"),
             timeseries(

@@ -67,13 +67,13 @@ def stat(
     *,
     unit: str = "short",
     description: str = "",
-    red_above: float | None = None,
+    red_from: float | None = None,
     width: int = 6,
 ) -> Panel:
-    """A single number; red above ``red_above`` when given (an objective or a limit)."""
+    """A single number; red from ``red_from`` up when given (an objective, a limit)."""
     steps: list[Json] = [{"color": "green", "value": None}]
-    if red_above is not None:
-        steps.append({"color": "red", "value": red_above})
+    if red_from is not None:
+        steps.append({"color": "red", "value": red_from})
     defaults = {"thresholds": {"mode": "absolute", "steps": steps}}
     options = {"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "value"}
     return Panel("stat", title, _queries((query,)), unit, description, width, 4, options, defaults)

@@ -31,15 +31,15 @@ def click_pipeline() -> Json:
             stat(
                 "Consumer lag, clicks",
                 'sum(max by (partition) (analytics_consumer_lag{topic="clicks"}))',
-                red_above=5000,
+                red_from=5000,
             ),
             stat(
                 "Events dropped, last hour",
                 "sum(increase(events_dropped_total[1h]))",
-                red_above=0,
+                red_from=1,
                 description="Every dropped click event is a click that is never counted.",
             ),
-            stat("Outbox pending", "max(outbox_pending)", red_above=1000),
+            stat("Outbox pending", "max(outbox_pending)", red_from=1000),
             row("Produced"),
             timeseries(
                 "Redirects served and clicks counted",

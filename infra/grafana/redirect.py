@@ -34,13 +34,13 @@ def redirect_path() -> Json:
                 "5xx, last hour (objective 0.1%)",
                 "slo:redirect_errors:ratio_rate1h",
                 unit="percentunit",
-                red_above=0.001,
+                red_from=0.001,
             ),
             stat(
                 "Slower than 100 ms, last hour (objective 1%)",
                 "slo:redirect_slow:ratio_rate1h",
                 unit="percentunit",
-                red_above=0.01,
+                red_from=0.01,
             ),
             stat(
                 "Error budget left, 3-day pace",
