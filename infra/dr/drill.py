@@ -39,7 +39,7 @@ from infra.devstack.processes import ManagedProcess, start_postgres, start_pytho
 from infra.devstack.stack import SERVICES, Ports, service_env, start_stack, stop_stack
 from infra.devstack.state import StateDir
 from infra.dr.commands import Target, backup, restore_databases, rewind_consumers
-from infra.dr.traffic import Client
+from infra.dr.traffic import Client, Link
 
 __all__ = ["DrillResult", "run_drill"]
 
@@ -62,6 +62,7 @@ class DrillResult:
     clicks_lost_on_surviving: int  # must be 0
     clicks_on_lost_links: int
     old_links_resolve: bool
+    creation_works: bool
     login_after: bool
     old_token_after: bool
     counts_match: bool
@@ -70,20 +71,12 @@ class DrillResult:
     def passed(self) -> bool:
         return (
             self.old_links_resolve
+            and self.creation_works
             and self.login_after
             and self.old_token_after
             and self.counts_match
             and self.clicks_lost_on_surviving == 0
         )
-
-
-def _replace(processes: list[ManagedProcess], fresh: ManagedProcess) -> None:
-    index = next(i for i, p in enumerate(processes) if p.name == fresh.name)
-    processes[index] = fresh
-
-
-def _process(processes: list[ManagedProcess], name: str) -> ManagedProcess:
-    return next(p for p in processes if p.name == name)
 
 
 def run_drill(
@@ -96,111 +89,123 @@ def run_drill(
     root = workdir or Path(tempfile.mkdtemp(prefix="dr-drill-", dir="/tmp"))
     root.chmod(0o755)  # the postgres account writes the backup under it
     ports, state = Ports.free(), StateDir(root / "state")
-    target = Target.for_stack(ports, state)
     processes = start_stack(ports, state)
     try:
-        return _drill(
-            processes=processes, ports=ports, state=state, target=target,
-            backup_dir=root / "backup", n=links, wait=wait, rewind=rewind,
-        )  # fmt: skip
+        drill = _Drill(processes, ports, state, root / "backup", wait)
+        return drill.run(links, rewind=rewind)
     finally:
         stop_stack(processes, state)
         if workdir is None:
             shutil.rmtree(root, ignore_errors=True)
 
 
-def _drill(
-    *,
-    processes: list[ManagedProcess],
-    ports: Ports,
-    state: StateDir,
-    target: Target,
-    backup_dir: Path,
-    n: int,
-    wait: float,
-    rewind: bool,
-) -> DrillResult:
-    client = Client(f"http://127.0.0.1:{ports.gateway}")
-    client.register()
-    old = client.create(n // 2, owned=True, tag="old") + client.create(
-        n - n // 2, owned=False, tag="old-anon"
-    )
-    for i, link in enumerate(old):
-        client.click([link], 1 + i % 5)
-    if client.wait_counted(old, wait) != {link.code: link.clicks for link in old}:
-        raise RuntimeError("clicks before the backup were not all counted")
-    clicks_before = sum(link.clicks for link in old)
+class _Drill:
+    """The drill's steps on one running stack; ``marks`` are monotonic instants by name."""
 
-    manifest = backup(backup_dir, target)
-    backed_up = time.monotonic()
+    def __init__(
+        self,
+        processes: list[ManagedProcess],
+        ports: Ports,
+        state: StateDir,
+        backup_dir: Path,
+        wait: float,
+    ) -> None:
+        self.processes, self.ports, self.state = processes, ports, state
+        self.target = Target.for_stack(ports, state)
+        self.backup_dir, self.wait = backup_dir, wait
+        self.client = Client(f"http://127.0.0.1:{ports.gateway}")
+        self.marks: dict[str, float] = {}
 
-    new = client.create(max(1, n // 4), owned=True, tag="new")
-    client.click(old, 1)
-    client.click(new, 2)
-    token_before = client.token
-    if client.wait_counted(old + new, wait) != {x.code: x.clicks for x in old + new}:
-        raise RuntimeError("clicks after the backup were not all counted")
-    clicks_after = sum(x.clicks for x in old + new) - clicks_before
+    def run(self, n: int, *, rewind: bool) -> DrillResult:
+        client = self.client
+        client.register()
+        old = client.create(n // 2, owned=True, tag="old")
+        old += client.create(n - n // 2, owned=False, tag="old-anon")
+        for i, link in enumerate(old):
+            client.click([link], 1 + i % 5)
+        self._all_counted(old, "before the backup")
+        clicks_before = sum(link.clicks for link in old)
 
-    # The disaster: the server dies without a clean shutdown and its files are gone.
-    disaster = time.monotonic()
-    postgres = _process(processes, "postgres")
-    os.kill(postgres.pid, signal.SIGKILL)
-    postgres.stop()
-    shutil.rmtree(target.data_dir)
+        manifest = backup(self.backup_dir, self.target)
+        self.marks["backed_up"] = time.monotonic()
+        new = client.create(max(1, n // 4), owned=True, tag="new")
+        client.click(old, 1)
+        client.click(new, 2)
+        self._all_counted(old + new, "after the backup")
+        clicks_after = sum(x.clicks for x in old + new) - clicks_before
+        token_before = client.token
 
-    # The plan: consumers stopped, the snapshot back, Postgres up (redirects
-    # and creation first), then the offsets rewound and the consumers started.
-    _process(processes, "analytics").stop()
-    restore_databases(backup_dir, target)
-    restored = time.monotonic()
-    _replace(
-        processes, start_postgres(target.data_dir, ports.postgres, state.log("postgres-restored"))
-    )
-    postgres_up = time.monotonic()
-    resolve = client.wait_resolving(old, wait)
-    created = client.can_create(wait)
-    serving = time.monotonic()
-    if rewind:  # without it, the clicks since the backup are never counted: see --no-rewind
-        rewind_consumers(backup_dir, target)
-    rewound = time.monotonic()
-    spec = next(s for s in SERVICES if s.name == "analytics")
-    _replace(
-        processes,
-        start_python(
-            "analytics",
-            ["-m", spec.module, *spec.serve],
-            service_env(ports)["analytics"],
-            state.log("analytics-restored"),
-            f"{spec.url(ports)}/readyz",
-        ),
-    )
-    lost = client.lost(new)
-    survivors = old + [link for link in new if link not in lost]
-    shown = client.wait_counted(survivors, wait)
-    counted = time.monotonic()
-    client.token = token_before
-    with client.http() as http:
-        old_token_after = http.get("/api/v1/links", headers=client.auth()).status_code == 200
-    login_after = client.login()
-    return DrillResult(
-        links_before=len(old),
-        clicks_before=clicks_before,
-        links_after=len(new),
-        clicks_after=clicks_after,
-        backup_seconds=float(manifest["seconds"]),
-        backup_bytes=int(manifest["snapshot_bytes"]),
-        at_risk_seconds=disaster - backed_up,
-        restore_seconds=restored - disaster,
-        postgres_start_seconds=postgres_up - restored,
-        rto_seconds=serving - disaster,
-        rewind_seconds=rewound - serving,
-        counted_seconds=counted - disaster,
-        links_lost=len(lost),
-        clicks_lost_on_surviving=sum(max(0, x.clicks - shown[x.code]) for x in survivors),
-        clicks_on_lost_links=sum(link.clicks for link in lost),
-        old_links_resolve=resolve and created,
-        login_after=login_after,
-        old_token_after=old_token_after,
-        counts_match=all(shown[x.code] == x.clicks for x in survivors),
-    )
+        self._disaster()
+        resolve, created = self._recover(old, rewind=rewind)
+
+        lost = client.lost(new)
+        survivors = old + [link for link in new if link not in lost]
+        shown = client.wait_counted(survivors, self.wait)
+        self.marks["counted"] = time.monotonic()
+        client.token = token_before
+        with client.http() as http:
+            old_token_after = http.get("/api/v1/links", headers=client.auth()).status_code == 200
+        marks = self.marks
+        return DrillResult(
+            links_before=len(old),
+            clicks_before=clicks_before,
+            links_after=len(new),
+            clicks_after=clicks_after,
+            backup_seconds=float(manifest["seconds"]),
+            backup_bytes=int(manifest["snapshot_bytes"]),
+            at_risk_seconds=marks["disaster"] - marks["backed_up"],
+            restore_seconds=marks["restored"] - marks["disaster"],
+            postgres_start_seconds=marks["postgres_up"] - marks["restored"],
+            rto_seconds=marks["serving"] - marks["disaster"],
+            rewind_seconds=marks["rewound"] - marks["serving"],
+            counted_seconds=marks["counted"] - marks["disaster"],
+            links_lost=len(lost),
+            clicks_lost_on_surviving=sum(max(0, x.clicks - shown[x.code]) for x in survivors),
+            clicks_on_lost_links=sum(link.clicks for link in lost),
+            old_links_resolve=resolve,
+            creation_works=created,
+            login_after=client.login(),
+            old_token_after=old_token_after,
+            counts_match=all(shown[x.code] == x.clicks for x in survivors),
+        )
+
+    def _all_counted(self, links: list[Link], when: str) -> None:
+        if self.client.wait_counted(links, self.wait) != {x.code: x.clicks for x in links}:
+            raise RuntimeError(f"clicks {when} were not all counted within {self.wait} s")
+
+    def _disaster(self) -> None:
+        """The server dies without a clean shutdown, and its files are gone."""
+        self.marks["disaster"] = time.monotonic()
+        postgres = self._process("postgres")
+        os.kill(postgres.pid, signal.SIGKILL)
+        postgres.stop()
+        shutil.rmtree(self.target.data_dir)
+
+    def _recover(self, old: list[Link], *, rewind: bool) -> tuple[bool, bool]:
+        """The plan's order: consumers stopped, the snapshot back, Postgres up;
+        once redirects and creation work, the offsets rewound and the consumers
+        started. (Old links all redirect?, a link can be created?)"""
+        self._process("analytics").stop()
+        restore_databases(self.backup_dir, self.target)
+        self.marks["restored"] = time.monotonic()
+        log = self.state.log("postgres-restored")
+        self._replace(start_postgres(self.target.data_dir, self.ports.postgres, log))
+        self.marks["postgres_up"] = time.monotonic()
+        resolve = self.client.wait_resolving(old, self.wait)
+        created = self.client.can_create(self.wait)
+        self.marks["serving"] = time.monotonic()
+        if rewind:  # without it the clicks since the backup are never counted: --no-rewind
+            rewind_consumers(self.backup_dir, self.target)
+        self.marks["rewound"] = time.monotonic()
+        spec = next(s for s in SERVICES if s.name == "analytics")
+        env, log = service_env(self.ports)["analytics"], self.state.log("analytics-restored")
+        ready = f"{spec.url(self.ports)}/readyz"
+        self._replace(start_python(spec.name, ["-m", spec.module, *spec.serve], env, log, ready))
+        return resolve, created
+
+    def _process(self, name: str) -> ManagedProcess:
+        return next(p for p in self.processes if p.name == name)
+
+    def _replace(self, fresh: ManagedProcess) -> None:
+        index = next(i for i, p in enumerate(self.processes) if p.name == fresh.name)
+        self.processes[index] = fresh

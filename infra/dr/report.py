@@ -51,7 +51,8 @@ def render(r: DrillResult) -> str:
         ),
         ("**RPO, clicks** on surviving links", f"**{r.clicks_lost_on_surviving} lost**"),
         ("clicks made on the lost links", str(r.clicks_on_lost_links)),
-        ("every old link redirects to its URL", _yes(r.old_links_resolve)),
+        ("every old link redirects to its URL; a new link can be created",
+         _yes(r.old_links_resolve) + ", " + _yes(r.creation_works)),
         ("click counts match redirects served", _yes(r.counts_match)),
         ("login after restore; token from before still valid", _yes(r.login_after)
          + ", " + _yes(r.old_token_after)),
