@@ -10,9 +10,13 @@ over several rounds: reported as the median ratio to its own floor, since
 whole runs drift on a shared machine while back-to-back ratios do not.
 
 Also measured in this process: what tracing-off code costs a redirect (the
-``None`` check when a click is queued, the span look-up in each log line).
+``None`` check when a click is queued, the span look-up in each log line);
+and, steadier than whole-stack rates on a shared machine, the tracing code
+alone in CPU per request (loadtests/tracing_cost.py). Each part rewrites its
+own section of the report (``stack``, ``in-process``).
 
     make bench-tracing
+    python -m loadtests.bench_tracing --in-process-only   # ~1 core for 40 s
 """
 
 from __future__ import annotations
@@ -32,7 +36,9 @@ import httpx
 from infra.devstack.managed import ManagedProcess, free_port
 from infra.devstack.stack import REPO_ROOT, Ports, start_stack, stop_stack
 from infra.devstack.state import StateDir
+from loadtests import tracing_cost
 from loadtests.bench_redirect import UNLIMITED, Bench, start_floor
+from loadtests.docpage import write_section
 from loadtests.floor import FLOOR_CODE
 from loadtests.redirect_report import BenchRun, Measured, _machine
 from loadtests.wrk import MAX_SECONDS
@@ -69,7 +75,15 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--report", type=Path, default=REPO_ROOT / "docs/performance-tracing.md")
+    parser.add_argument("--in-process-only", action="store_true", help="no stacks, no wrk")
     args = parser.parse_args()
+    if not args.report.exists():
+        args.report.write_text(_HEADER)
+    in_process = tracing_cost.render(tracing_cost.measure_all())
+    write_section(args.report, "in-process", in_process)
+    print(in_process)
+    if args.in_process_only:
+        return
     for policy in ("REDIRECT", "CREATE", "CREATE_ANONYMOUS", "API"):
         os.environ[f"GATEWAY_RATELIMIT_{policy}"] = UNLIMITED
     seconds = min(max(round(args.seconds), 1), MAX_SECONDS)
@@ -97,7 +111,7 @@ def main() -> None:
         finally:
             floor.stop()
     text = render(run, rows, off_path_costs())
-    args.report.write_text(text)
+    write_section(args.report, "stack", text)
     print(text)
     if not state.postgres_data.is_relative_to(state.root):
         shutil.rmtree(state.postgres_data.parent, ignore_errors=True)
@@ -159,6 +173,14 @@ def _ns(call: object, number: int) -> float:
     return min(timeit.repeat(call, number=number, repeat=3)) / number * 1e9  # type: ignore[arg-type]
 
 
+_HEADER = """# The cost of tracing on the redirect path
+
+The sections between markers are written by `make bench-tracing`
+(loadtests/bench_tracing.py); edit only outside them. How tracing is
+configured and built: [observability-tracing.md](observability-tracing.md).
+"""
+
+
 def _per_redirect(off_costs: dict[str, float]) -> float:
     queue, lookup = off_costs.values()
     return queue + 2 * lookup
@@ -197,10 +219,7 @@ def render(run: BenchRun, rows: list[Row], off_costs: dict[str, float]) -> str:
             f"| {w.bad_status + w.socket_errors} | {r.gateway.others_cores:.2f} |"
         )
     costs = "\n".join(f"- {what}: {ns:,.0f} ns" for what, ns in off_costs.items())
-    return f"""# The cost of tracing on the redirect path
-
-Written by `make bench-tracing` (loadtests/bench_tracing.py); do not edit by
-hand. How tracing is configured and built: [observability-tracing.md](observability-tracing.md).
+    return f"""## Through the whole stack
 
 Machine: {_machine()}; commit {run.commit}; {when}. Load generator, floor,
 services, Postgres, Redis, broker and the OTLP receiver share these cores.
@@ -224,7 +243,7 @@ Every run:
 
 "others": cores used during the run by processes outside the benchmark.
 
-## What tracing off still costs
+### What tracing off still costs
 
 Code that runs on every redirect whether or not tracing is on, timed in
 this process (no provider), per call:

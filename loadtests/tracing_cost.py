@@ -1,0 +1,144 @@
+"""What the tracing code costs one request, in CPU, measured in a process of its own.
+
+Whole-stack throughput on a shared 2-core machine moves by more than
+tracing costs (docs/performance-tracing.md shows by how much), so this
+measures the tracing code alone, steadily: a child process per setting,
+configured by the same ``OTEL_*`` variables as a service, runs the code a
+redirect runs (the server-span middleware, the upstream-client wrapper,
+queueing a click event, a log line's trace-id look-up) around do-nothing
+stand-ins for the app and the network, many times. Its CPU time (every
+thread: the batch processor's encoding and export included, to a receiver
+in the parent that discards) over the requests is the cost per request.
+
+    python -m loadtests.tracing_cost            # prints the section
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+
+import httpx
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from infra.devstack.stack import REPO_ROOT
+from services.chassis.logging import JsonFormatter
+from services.chassis.tracing import TracingMiddleware, start_tracing, traced_transport
+from services.chassis.tracing_kafka import message_context
+from tests.otlp_receiver import OtlpReceiver
+
+__all__ = ["SETTINGS", "measure_all", "render"]
+
+# Label, OTEL_TRACES_SAMPLER_ARG (None: no endpoint, so tracing is off).
+SETTINGS: tuple[tuple[str, str | None], ...] = (("off", None), ("1 %", "0.01"), ("100 %", "1.0"))
+REQUESTS = 20_000
+_HEADERS = [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"wrk"), (b"accept", b"*/*")]
+
+
+class _Upstream(httpx.AsyncBaseTransport):
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return httpx.Response(302)
+
+
+def _app(client: httpx.AsyncBaseTransport, formatter: logging.Formatter) -> ASGIApp:
+    """A redirect's tracing work, minus the work itself: route, upstream call, click, log line."""
+    request = httpx.Request("GET", "http://127.0.0.1:8001/abc1234")
+    record = logging.LogRecord("access", logging.INFO, __file__, 0, "request", None, None)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        scope["route_template"] = "/{code}"
+        await client.handle_async_request(request)
+        message_context("clicks")
+        formatter.format(record)
+        await send({"type": "http.response.start", "status": 302, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    return app
+
+
+async def _drive(app: ASGIApp, requests: int) -> None:
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: Message) -> None:
+        return None
+
+    for _ in range(requests):
+        scope = {"type": "http", "method": "GET", "path": "/abc1234", "headers": list(_HEADERS)}
+        await app(scope, receive, send)
+
+
+def _child(requests: int) -> None:
+    """Runs in the child: configure as a service would, then time ``requests`` requests."""
+    provider = start_tracing("bench")
+    client = traced_transport(_Upstream())
+    app = _app(client, JsonFormatter("bench"))
+    if provider is not None:  # as serve() does
+        app = TracingMiddleware(app, trust_incoming=False)
+    asyncio.run(_drive(app, requests // 10))  # warm up
+    started = time.process_time()
+    asyncio.run(_drive(app, requests))
+    if provider is not None:
+        provider.shutdown()  # what is still queued is exported, and counted
+    print(json.dumps({"us": (time.process_time() - started) / requests * 1e6}))
+
+
+def measure_all(requests: int = REQUESTS, repeat: int = 3) -> dict[str, float]:
+    """CPU µs per request for each setting, the best of ``repeat`` children."""
+    results: dict[str, float] = {}
+    with OtlpReceiver(keep=False) as receiver:
+        for label, ratio in SETTINGS:
+            env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+            if ratio is not None:
+                env["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.url
+                env["OTEL_TRACES_SAMPLER"] = "parentbased_traceidratio"
+                env["OTEL_TRACES_SAMPLER_ARG"] = ratio
+                # Room for every span: the loop makes them faster than a service
+                # would, and a full queue drops them, which would hide their cost.
+                env["OTEL_BSP_MAX_QUEUE_SIZE"] = str(requests * 4)
+            argv = [sys.executable, "-m", "loadtests.tracing_cost", "--child", str(requests)]
+            runs = [
+                json.loads(
+                    subprocess.run(  # noqa: S603 - our own interpreter and module
+                        argv, env=env, cwd=REPO_ROOT, capture_output=True, check=True, text=True
+                    ).stdout
+                )["us"]
+                for _ in range(repeat)
+            ]
+            results[label] = min(runs)
+    return results
+
+
+def render(costs: dict[str, float]) -> str:
+    off = costs["off"]
+    rows = ["| tracing | CPU per request | added by tracing |", "|---|---:|---:|"]
+    rows += [f"| {label} | {us:.1f} µs | {us - off:+.1f} µs |" for label, us in costs.items()]
+    table = "\n".join(rows)
+    return f"""## The tracing code alone, in CPU per request
+
+loadtests/tracing_cost.py: one process per setting, configured by the
+same `OTEL_*` variables as a service, runs what a redirect runs of the
+tracing code (server span around the app, the upstream call's client span
+and `traceparent`, the click event's creation context, one JSON log line)
+{REQUESTS:,} times around do-nothing stand-ins; CPU time of the whole process
+(the batch processor's encoding and OTLP export included) over the
+requests, best of 3, with a span queue large enough that no span is
+dropped. "off" is the same code with no endpoint: no
+middleware, no spans, and the log line and click queueing pay their `None`
+checks. One process plays both ends and makes three spans a request; a
+real redirect makes about six (the link service's own server span, a Redis
+command on each side), split between the gateway and the link service.
+
+{table}"""
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--child"]:
+        _child(int(sys.argv[2]))
+    else:
+        print(render(measure_all()))
