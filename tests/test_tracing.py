@@ -23,6 +23,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 from infra.devstack.processes import free_port
+from infra.devstack.stack import Ports, service_env
 from services.chassis.logging import JsonFormatter
 from services.chassis.tracing import start_tracing
 from tests.conftest import Infra, running_gateway, running_service
@@ -297,3 +298,12 @@ def test_tracing_is_off_unless_an_exporter_has_somewhere_to_send(
 def test_an_unknown_exporter_stops_the_process() -> None:
     with pytest.raises(ValueError, match="OTEL_TRACES_EXPORTER"):
         start_tracing("link", {"OTEL_TRACES_EXPORTER": "zipkin"})
+
+
+def test_the_local_stack_names_each_process_and_leaves_tracing_to_the_shell() -> None:
+    env = service_env(Ports.free())
+    assert {name: e["OTEL_SERVICE_NAME"] for name, e in env.items()} == {
+        name: name for name in ("link", "user", "analytics", "gateway")
+    }
+    # No endpoint of its own: traces are off unless the shell's OTEL_* give one.
+    assert not any(k.startswith("OTEL_EXPORTER") for e in env.values() for k in e)
