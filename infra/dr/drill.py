@@ -89,12 +89,13 @@ def run_drill(
     root = workdir or Path(tempfile.mkdtemp(prefix="dr-drill-", dir="/tmp"))
     root.chmod(0o755)  # the postgres account writes the backup under it
     ports, state = Ports.free(), StateDir(root / "state")
-    processes = start_stack(ports, state)
     try:
-        drill = _Drill(processes, ports, state, root / "backup", wait)
-        return drill.run(links, rewind=rewind)
+        processes = start_stack(ports, state)  # on failure it stops what it started
+        try:
+            return _Drill(processes, ports, state, root / "backup", wait).run(links, rewind=rewind)
+        finally:
+            stop_stack(processes, state)
     finally:
-        stop_stack(processes, state)
         if workdir is None:
             shutil.rmtree(root, ignore_errors=True)
 
