@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -145,11 +146,14 @@ def documents(served: dict[str, dict[str, Any]]) -> dict[Path, str]:
 def _serve_and_fetch() -> dict[str, dict[str, Any]]:
     ports = Ports.free()
     state = StateDir(Path(tempfile.mkdtemp(prefix="apidocs-", dir="/tmp")))
-    processes = start_stack(ports, state)
     try:
-        return fetch({spec.name: spec.url(ports) for spec in SERVICES})
+        processes = start_stack(ports, state)  # on failure it stops what it started
+        try:
+            return fetch({spec.name: spec.url(ports) for spec in SERVICES})
+        finally:
+            stop_stack(processes, state)
     finally:
-        stop_stack(processes, state)
+        shutil.rmtree(state.root, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
