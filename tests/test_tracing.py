@@ -39,6 +39,7 @@ SECRETS = ("Bearer tok-" + uuid.uuid4().hex, "sk_" + uuid.uuid4().hex, "pw-" + u
 @dataclass(frozen=True)
 class Traced:
     receiver: OtlpReceiver
+    link: str
     full: str  # gateway URLs
     ratio: str
     logs: dict[str, Path]
@@ -86,7 +87,7 @@ def traced(infra: Infra) -> Iterator[Traced]:
             env.setenv("OTEL_RESOURCE_ATTRIBUTES", "service.instance.id=ratio")
             env.setenv("OTEL_TRACES_SAMPLER_ARG", str(RATIO))
             ratio = running.enter_context(running_gateway(infra, link, port=ports["ratio"]))
-        yield Traced(receiver, full, ratio, logs)
+        yield Traced(receiver, link, full, ratio, logs)
 
 
 def new_code(gateway: str) -> str:
@@ -260,6 +261,23 @@ def test_no_secrets_or_client_addresses_in_logs(traced: Traced) -> None:
         assert CLIENT_IP not in text, path.name
         for secret in (bearer.removeprefix("Bearer "), api_key, password):
             assert secret not in text, path.name
+
+
+def test_spans_still_queued_are_exported_when_a_process_stops(traced: Traced, infra: Infra) -> None:
+    def mine(spans: list[ReceivedSpan]) -> list[ReceivedSpan]:
+        return [s for s in spans if s.instance == "stopping" and s.name == "GET /{code}"]
+
+    code = new_code(traced.full)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", traced.receiver.url)
+        env.setenv("OTEL_BSP_SCHEDULE_DELAY", "600000")  # ten minutes: only the stop exports
+        env.setenv("OTEL_RESOURCE_ATTRIBUTES", "service.instance.id=stopping")
+        with running_gateway(infra, traced.link) as gateway:
+            env.undo()
+            assert httpx.get(f"{gateway}/{code}").status_code == 302
+            assert mine(traced.receiver.wait_for(lambda _: False, timeout=1.0)) == []
+        # SIGTERM: uvicorn drains, then serve() shuts the provider down.
+    assert len(mine(traced.receiver.wait_for(lambda spans: bool(mine(spans))))) == 1
 
 
 def test_log_fields_named_for_secrets_or_addresses_are_redacted() -> None:

@@ -23,24 +23,26 @@ def serve(app: ASGIApp, settings: ServiceSettings, service: str) -> None:
     # outermost wrapper sees every request, the gateway's proxied ones included.
     provider = start_tracing(service)
     if provider is not None:
-        app = TracingMiddleware(app, trust_incoming=service != PUBLIC_EDGE, untraced=UNSIGNED_PATHS)
-    try:
-        uvicorn.run(
+        app = TracingMiddleware(
             app,
-            host=settings.host,
-            port=settings.port,
-            loop="uvloop",
-            http="httptools",
-            log_config=None,
-            access_log=False,  # RequestContextMiddleware writes the access line
-            server_header=False,
-            # uvicorn would otherwise rewrite the client address from
-            # X-Forwarded-For for connections from 127.0.0.1; the gateway decides
-            # whom to believe itself (gateway/clientip.py).
-            proxy_headers=False,
-            timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds),
-            timeout_keep_alive=30,
+            trust_incoming=service != PUBLIC_EDGE,
+            untraced=UNSIGNED_PATHS,
+            # Exports what the batch processor still holds, once the lifespan is done.
+            on_shutdown=provider.shutdown,
         )
-    finally:
-        if provider is not None:
-            provider.shutdown()  # exports what the batch processor still holds
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,  # RequestContextMiddleware writes the access line
+        server_header=False,
+        # uvicorn would otherwise rewrite the client address from
+        # X-Forwarded-For for connections from 127.0.0.1; the gateway decides
+        # whom to believe itself (gateway/clientip.py).
+        proxy_headers=False,
+        timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds),
+        timeout_keep_alive=30,
+    )

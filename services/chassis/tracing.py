@@ -31,10 +31,11 @@ What is instrumented, and where (docs/observability-tracing.md):
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import httpx
 from opentelemetry import propagate, trace
@@ -180,17 +181,33 @@ class TracingMiddleware:
     ``trust_incoming=False`` at the public edge: a client's ``traceparent``
     would otherwise choose our trace ids and, through the parent-based
     sampler, force sampling of every request it sends.
+
+    ``on_shutdown`` runs when the app's lifespan has shut down (its last
+    spans ended), before the server reports it: the place to flush, since
+    uvicorn ends the process by re-raising SIGTERM and nothing after
+    ``uvicorn.run()`` runs, atexit handlers included.
     """
 
-    def __init__(self, app: ASGIApp, *, trust_incoming: bool, untraced: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        trust_incoming: bool,
+        untraced: Iterable[str] = (),
+        on_shutdown: Callable[[], object] | None = None,
+    ) -> None:
         self.app = app
         self.trust_incoming = trust_incoming
         # The headers the configured propagators read (traceparent, tracestate, baggage).
         self.fields = frozenset(f.encode() for f in propagate.get_global_textmap().fields)
         self.untraced = frozenset(untraced)  # probes and scrapes: noise, every second
+        self.on_shutdown = on_shutdown
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         tracer = _tracer
+        if scope["type"] == "lifespan" and self.on_shutdown is not None:
+            await self.app(scope, receive, self._flushing(send, self.on_shutdown))
+            return
         if tracer is None or scope["type"] != "http" or scope["path"] in self.untraced:
             await self.app(scope, receive, send)
             return
@@ -232,6 +249,16 @@ class TracingMiddleware:
                 span.set_attribute("http.response.status_code", status)
                 if status >= 500:
                     span.set_status(Status(StatusCode.ERROR))
+
+    @staticmethod
+    def _flushing(send: Send, on_shutdown: Callable[[], object]) -> Send:
+        async def send_after_flush(message: Message) -> None:
+            if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+                # Off the loop: an export can take as long as its timeout.
+                await asyncio.to_thread(on_shutdown)
+            await send(message)
+
+        return send_after_flush
 
 
 def _route_of(scope: Scope) -> str | None:
