@@ -26,6 +26,7 @@ from infra.devstack.processes import free_port
 from infra.devstack.stack import Ports, service_env
 from services.chassis.logging import JsonFormatter
 from services.chassis.tracing import start_tracing
+from services.chassis.tracing_kafka import BATCH_SIZE
 from tests.conftest import Infra, running_gateway, running_service
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
 
@@ -131,11 +132,17 @@ def test_one_trace_spans_gateway_link_kafka_and_consumer(
     traced: Traced, redirect: tuple[str, str]
 ) -> None:
     _, trace_id = redirect
+
+    def is_batch(span: ReceivedSpan) -> bool:
+        return BATCH_SIZE in span.attributes
+
     spans = traced.receiver.wait_for(
-        lambda spans: any(s.trace_id == trace_id and s.service == "analytics" for s in spans),
+        lambda spans: any(
+            s.trace_id == trace_id and s.service == "analytics" and not is_batch(s) for s in spans
+        ),
         timeout=45,  # the consumer first joins its group and reads the topic's history
     )
-    trace = {s.span_id: s for s in spans if s.trace_id == trace_id}
+    trace = {s.span_id: s for s in spans if s.trace_id == trace_id and not is_batch(s)}
 
     def one(service: str, name: str, kind: str) -> ReceivedSpan:
         found = [s for s in trace.values() if (s.service, s.name, s.kind) == (service, name, kind)]
@@ -162,21 +169,22 @@ def test_one_trace_spans_gateway_link_kafka_and_consumer(
         for s in trace.values()
         if s.kind == "CLIENT"
     )
-    # The batch that carried the event to the broker links to its creation.
+    # The batches that carried the event, to the broker and out of it, link
+    # to its creation, and each is a child of its first sampled event.
     carried = (trace_id, created.span_id)
-    sent = traced.receiver.wait_for(lambda spans: any(carried in s.links for s in spans))
-    assert sorted((s.service, s.name, s.kind) for s in sent if carried in s.links) == [
-        ("analytics", "process clicks", "CONSUMER"),  # the consumed batch
-        ("link", "send clicks", "CLIENT"),  # the sent batch
-    ]
-    # The per-event span links to its batch's span, which holds the database writes.
     (batch_link,) = processed.links
-    batch = traced.receiver.wait_for(lambda spans: any(s.span_id == batch_link[1] for s in spans))
-    (batch_span,) = [s for s in batch if s.span_id == batch_link[1]]
-    assert batch_span.name == "process clicks"
-    assert batch_span.parent_span_id == ""
-    assert (trace_id, created.span_id) in batch_span.links
-    assert any(s.parent_span_id == batch_span.span_id for s in batch), "database spans"
+    spans = traced.receiver.wait_for(lambda spans: any(s.span_id == batch_link[1] for s in spans))
+    batches = [s for s in spans if is_batch(s) and carried in s.links]
+    assert sorted((s.service, s.name, s.kind) for s in batches) == [
+        ("analytics", "process clicks", "CONSUMER"),
+        ("link", "send clicks", "CLIENT"),
+    ]
+    for batch in batches:
+        assert (batch.trace_id, batch.parent_span_id) == batch.links[0]
+    # The per-event span links to its batch's span, which holds the database writes.
+    (consumed,) = [s for s in batches if s.service == "analytics"]
+    assert (consumed.trace_id, consumed.span_id) == batch_link
+    assert any(s.parent_span_id == consumed.span_id for s in spans), "database spans"
 
 
 def test_log_lines_carry_the_trace_of_their_request(

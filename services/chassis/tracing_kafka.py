@@ -6,10 +6,15 @@ the event is queued (inside the request), the consumer reads it back per
 record. Following OpenTelemetry's messaging conventions:
 
     request span -> "create clicks" (PRODUCER, one per event, ended at once)
-                      ... "send clicks" (CLIENT, one per batch, links to the creates)
+                      -> "send clicks" (CLIENT, one per batch, links to the creates)
                       -> "process clicks" (CONSUMER, one per event, its child)
-                           links to "process clicks" (the batch: a root, with
-                           the database writes as children, linked to each event)
+                           links to "process clicks" (the batch, with the
+                           database writes as children, linked to each event)
+
+A batch span is a child of its first sampled event, so it is kept exactly
+when some event in it was (with parent-based sampling, a root would be kept
+at the sampling ratio, independently of its events), and a root when none
+was.
 
 All of it costs a ``None`` check while tracing is off.
 """
@@ -31,6 +36,7 @@ __all__ = ["consuming", "message_context", "message_headers", "sending"]
 Headers = Sequence[tuple[str, bytes]]
 # A batch span links to at most this many of its events (the SDK keeps 128).
 MAX_BATCH_LINKS = 64
+BATCH_SIZE = "messaging.batch.message_count"
 
 
 def message_context(topic: str) -> SpanContext | None:
@@ -76,13 +82,13 @@ def sending(topic: str, contexts: Sequence[SpanContext | None]) -> Iterator[None
     if tracer is None:
         yield
         return
-    links = [Link(c) for c in contexts if c is not None and c.trace_flags.sampled]
+    sampled = [c for c in contexts if c is not None and c.trace_flags.sampled]
     with tracer.start_as_current_span(
         f"send {topic}",
-        context=Context(),  # a batch belongs to no single request
+        context=_first(sampled),
         kind=SpanKind.CLIENT,
-        links=links[:MAX_BATCH_LINKS],
-        attributes=_batch_attributes(topic, "send", len(contexts)),
+        links=[Link(c) for c in sampled[:MAX_BATCH_LINKS]],
+        attributes={**_attributes(topic, "send"), BATCH_SIZE: len(contexts)},
     ):
         yield
 
@@ -91,8 +97,8 @@ def sending(topic: str, contexts: Sequence[SpanContext | None]) -> Iterator[None
 def consuming(topic: str, headers: Sequence[Headers | None]) -> Iterator[None]:
     """Spans for one consumed batch; ``headers`` are its records' Kafka headers.
 
-    One batch span (a root: a batch mixes many requests) holds the work, the
-    database writes included, and links to the events. Then, per event, a
+    One batch span holds the work, the database writes included, and links
+    to the events. Then, per event, a
     "process" span in the trace of the request that caused it, child of its
     creation context, covering the batch's time and linked to the batch span:
     so the redirect's trace reaches the consumer, one span per click.
@@ -101,29 +107,35 @@ def consuming(topic: str, headers: Sequence[Headers | None]) -> Iterator[None]:
     if tracer is None:
         yield
         return
-    parents = [_remote_context(h) for h in headers]
+    parents = [p for h in headers if (p := _remote_context(h)) is not None]
+    sampled = [p for p in parents if p.trace_flags.sampled]
     started = time.time_ns()
-    links = [Link(p) for p in parents if p is not None and p.trace_flags.sampled]
-    attributes = _batch_attributes(topic, "process", len(headers))
     with tracer.start_as_current_span(
         f"process {topic}",
-        context=Context(),
+        context=_first(sampled),
         kind=SpanKind.CONSUMER,
-        links=links[:MAX_BATCH_LINKS],
-        attributes=attributes,
+        links=[Link(p) for p in sampled[:MAX_BATCH_LINKS]],
+        attributes={**_attributes(topic, "process"), BATCH_SIZE: len(headers)},
     ) as batch:
         yield
     batch_link = [Link(batch.get_span_context())]
+    attributes = _attributes(topic, "process")
     for parent in parents:
-        if parent is not None:
-            tracer.start_span(
-                f"process {topic}",
-                context=trace.set_span_in_context(NonRecordingSpan(parent)),
-                kind=SpanKind.CONSUMER,
-                links=batch_link,
-                start_time=started,
-                attributes=attributes,
-            ).end()
+        tracer.start_span(
+            f"process {topic}",
+            context=trace.set_span_in_context(NonRecordingSpan(parent)),
+            kind=SpanKind.CONSUMER,
+            links=batch_link,
+            start_time=started,
+            attributes=attributes,
+        ).end()
+
+
+def _first(sampled: Sequence[SpanContext]) -> Context:
+    """The context a batch span starts in: its first sampled event's, else none."""
+    if not sampled:
+        return Context()  # a root, whatever the task's context holds
+    return trace.set_span_in_context(NonRecordingSpan(sampled[0]))
 
 
 def _remote_context(headers: Headers | None) -> SpanContext | None:
@@ -134,10 +146,9 @@ def _remote_context(headers: Headers | None) -> SpanContext | None:
     return context if context.is_valid else None
 
 
-def _batch_attributes(topic: str, operation: str, count: int) -> dict[str, str | int]:
+def _attributes(topic: str, operation: str) -> dict[str, str | int]:
     return {
         "messaging.system": "kafka",
         "messaging.operation.type": operation,
         "messaging.destination.name": topic,
-        "messaging.batch.message_count": count,
     }
