@@ -54,13 +54,7 @@ def message_context(topic: str) -> SpanContext | None:
     if tracer is None or not trace.get_current_span().get_span_context().trace_flags.sampled:
         return None
     span = tracer.start_span(
-        f"create {topic}",
-        kind=SpanKind.PRODUCER,
-        attributes={
-            "messaging.system": "kafka",
-            "messaging.operation.type": "create",
-            "messaging.destination.name": topic,
-        },
+        f"create {topic}", kind=SpanKind.PRODUCER, attributes=_attributes(topic, "create")
     )
     span.end()
     return span.get_span_context()
