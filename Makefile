@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 PY := .venv/bin/python
 
-.PHONY: help install dev down status test lint fmt clean bench-pipeline bench load dr-drill api-docs bench-tracing compose-up compose-down kind-up kind-down rules-test
+.PHONY: help install dev down status test lint fmt clean bench-pipeline bench load dr-drill api-docs bench-tracing compose-up compose-down kind-up kind-down rules-test chaos
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -31,7 +31,7 @@ rules-test: install ## Prometheus rules and alert unit tests, Alertmanager confi
 lint: install ## ruff (lint and format check) and mypy --strict
 	@$(PY) -m ruff check .
 	@$(PY) -m ruff format --check .
-	@$(PY) -m mypy --strict services gateway infra loadtests tests
+	@$(PY) -m mypy --strict services gateway infra loadtests chaos tests
 
 fmt: install ## Format the code and apply safe lint fixes
 	@$(PY) -m ruff format .
@@ -48,6 +48,9 @@ bench-tracing: install ## Redirect throughput with tracing off, 1 %, 100 % (own 
 
 load: install ## Locust against the running `make dev` (LOAD_SECONDS=30) -> .devstack/load/, docs/performance.md
 	@$(PY) -m loadtests.load
+
+chaos: install ## Fault experiments against the running `make dev` (~5 min) -> docs/chaos-report.md
+	@$(PY) -m chaos
 
 dr-drill: install ## Back up, destroy and restore the databases on an own stack; RTO/RPO -> docs/disaster-recovery.md
 	@$(PY) -m infra.dr drill

@@ -13,7 +13,6 @@ import argparse
 import os
 import signal
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
@@ -21,8 +20,9 @@ from types import FrameType
 from infra.devstack.managed import exit_reason, log_tail
 from infra.devstack.processes import DevstackError, ManagedProcess, ensure_ports_free
 from infra.devstack.procfs import age_seconds, stack_rss_bytes
-from infra.devstack.stack import ENTRYPOINT, REPO_ROOT, Ports, start_stack, stop_stack
-from infra.devstack.state import RUNNER, Recorded, StateDir
+from infra.devstack.stack import ENTRYPOINT, Ports, start_stack, stop_stack
+from infra.devstack.state import RUNNER, Recorded, StateDir, state_root
+from infra.devstack.supervisor import Supervisor, relaunchers
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -49,14 +49,6 @@ def _table(entries: Sequence[Recorded], state: StateDir) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def _first_to_exit(procs: Sequence[ManagedProcess]) -> ManagedProcess:
-    while True:
-        for proc in procs:
-            if not proc.alive():
-                return proc
-        time.sleep(0.5)
-
-
 def up(state: StateDir, ports: Ports) -> int:
     if running := state.forget_stale():
         listed = ", ".join(f"{e.name} pid {e.pid}" for e in running)
@@ -74,9 +66,12 @@ def up(state: StateDir, ports: Ports) -> int:
         monitor = next((e.url for e in entries if e.name == "prometheus"), None)
         print(f"prometheus: {monitor or 'not installed (./infra/bootstrap.sh installs it)'}")
         print(f"ready in {age_seconds(os.getpid()):.1f} s; Ctrl-C stops everything", flush=True)
-        dead = _first_to_exit(procs)
+        # What dies is started again (the chaos suite relies on it); what
+        # keeps dying stops the stack.
+        supervisor = Supervisor(procs, relaunchers(ports, state), state, _say)
+        dead = supervisor.watch()
         code = dead.stop()
-        _say(f"{dead.name} (pid {dead.pid}) {exit_reason(code)}; stopping the rest"
+        _say(f"{dead.name} (pid {dead.pid}) {exit_reason(code)} too often; stopping the rest"
              + log_tail(dead.log_path))  # fmt: skip
         return 1
     except KeyboardInterrupt:
@@ -127,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("command", choices=("up", "down", "status"))
     command = parser.parse_args(argv).command
-    state = StateDir(REPO_ROOT / ".devstack")
+    state = StateDir(state_root())
     try:
         if command == "up":
             return up(state, Ports.from_env())

@@ -28,10 +28,17 @@ from infra.devstack import procfs
 from infra.devstack.managed import ManagedProcess
 from infra.devstack.postgres import postgres_unreachable_parent
 
-__all__ = ["RUNNER", "Recorded", "StateDir"]
+__all__ = ["RUNNER", "Recorded", "StateDir", "state_root"]
 
 RUNNER = "devstack"
 """The pid file of the ``up`` process itself, which `down` asks to stop everything."""
+
+
+def state_root() -> Path:
+    """``.devstack/`` in the checkout, unless ``DEVSTACK_STATE_DIR`` names another
+    (a second stack beside `make dev`, as the chaos suite's test runs one)."""
+    default = Path(__file__).resolve().parents[2] / ".devstack"
+    return Path(os.environ.get("DEVSTACK_STATE_DIR") or default)
 
 
 @dataclass(frozen=True)
@@ -132,6 +139,26 @@ class StateDir:
 
     def forget(self, name: str) -> None:
         self._pid_file(name).unlink(missing_ok=True)
+
+    def _hold_file(self, name: str) -> Path:
+        return self.root / "holds" / name
+
+    def hold(self, name: str, seconds: float) -> None:
+        """Ask the runner not to restart ``name`` for ``seconds`` (or until released):
+        how the chaos suite keeps a killed piece down for the length of a fault."""
+        path = self._hold_file(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(str(time.time() + seconds))
+
+    def release(self, name: str) -> None:
+        self._hold_file(name).unlink(missing_ok=True)
+
+    def held(self, name: str) -> bool:
+        try:
+            until = float(self._hold_file(name).read_text())
+        except (OSError, ValueError):
+            return False
+        return time.time() < until
 
     def recorded(self) -> list[Recorded]:
         """Every readable pid file, oldest first (the order things were started in)."""

@@ -1,0 +1,1 @@
+"""The chaos suite: faults injected into the running system, with assertions."""

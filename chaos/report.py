@@ -1,0 +1,74 @@
+"""The suite's report: one Markdown table, with the machine it ran on."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from chaos.run import Outcome
+
+__all__ = ["render", "write"]
+
+
+def _machine() -> str:
+    cpus = os.cpu_count() or 0
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    system = f"{platform.system()} {platform.release()}"
+    return f"{system}, {cpus} CPUs, {memory:.0f} GiB, Python {platform.python_version()}"
+
+
+def _commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return out.stdout.strip()
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render(outcomes: Sequence[Outcome], target: str, rate: float, seconds: float) -> str:
+    passed = sum(o.passed for o in outcomes)
+    lines = [
+        "# Chaos report",
+        "",
+        f"{passed} of {len(outcomes)} experiments passed, against the {target}, "
+        f"with {rate:.0f} redirects/s of traffic throughout; {seconds:.0f} s in all.",
+        "",
+        f"- when: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit `{_commit()}`",
+        f"- machine: {_machine()}",
+        "- RTO: from the fault's removal (for a kill, from the kill: the restart is part "
+        "of the recovery) to steady state. RPO: clicks lost, redirects returned minus "
+        "clicks counted once the pipeline caught up.",
+        "- Reproduce: `make dev` in one terminal, `make chaos` in another (chaos/README.md).",
+        "",
+        "| scenario | expectation | observed | result | RTO | RPO |",
+        "|---|---|---|---|---|---|",
+    ]
+    for o in outcomes:
+        e = o.experiment
+        observed = "; ".join(o.observed + o.failures)
+        result = "pass" if o.passed else "**FAIL**"
+        rto = f"{o.rto_seconds:.1f} s" if o.rto_seconds is not None else "-"
+        rpo = f"{o.rpo_events} events"
+        lines.append(
+            f"| **{e.name}**: {_cell(e.summary)} | {_cell(e.expectation())} "
+            f"| {_cell(observed)} | {result} | {rto} | {rpo} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)

@@ -1,0 +1,200 @@
+"""Running one experiment: seed, steady state, fault, recovery, judgement.
+
+    seed links -> traffic on -> steady state holds? -> fault (t0)
+      -> fault removed (t1: SIGCONT, or the killed piece back) -> steady again (RTO)
+      -> traffic off -> wait for analytics to count every redirect (RPO)
+
+RTO is measured from the fault's removal, or for a kill from the kill
+itself (the restart is part of recovering), to the first moment from which
+the gateway is ready, the breaker closed and a full second of redirects
+answered fresh (not from the stale cache). RPO is the clicks lost: redirects
+returned minus clicks counted once the pipeline has caught up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+
+from chaos.experiments import Experiment
+from chaos.probes import Context, all_hold, breaker_state, counted_clicks, wait_for
+from chaos.target import Target, ready
+from chaos.traffic import Traffic, WindowStats
+from loadtests.accounts import create_link
+
+__all__ = ["Outcome", "run_experiment"]
+
+STEADY_SECONDS = 3.0
+AFTER_SECONDS = 2.0
+CLICKS_TIMEOUT = 90.0
+
+
+@dataclass
+class Outcome:
+    experiment: Experiment
+    observed: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    rto_seconds: float | None = None
+    clicks_expected: int = 0
+    clicks_counted: int = 0
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    @property
+    def rpo_events(self) -> int:
+        return max(0, self.clicks_expected - self.clicks_counted)
+
+    def fail(self, what: str) -> None:
+        self.failures.append(what)
+
+
+def seed(context: Context, count: int) -> list[str]:
+    """Fresh links for one experiment, known to analytics before it starts."""
+    with httpx.Client(base_url=context.gateway, timeout=10) as http:
+        codes = [
+            create_link(http, context.account, f"https://example.com/chaos/{n}")
+            for n in range(count)
+        ]
+    for code in codes:  # stats answer once analytics has seen the link's event
+        if wait_for(_known(context, code), 30) is None:
+            raise RuntimeError(f"analytics never learned link {code}")
+    return codes
+
+
+def _known(context: Context, code: str) -> Callable[[], bool]:
+    return lambda: counted_clicks(context, code) is not None
+
+
+async def run_experiment(
+    experiment: Experiment, target: Target, context: Context, rate: float, links: int
+) -> Outcome:
+    outcome = Outcome(experiment)
+    codes = await asyncio.to_thread(seed, context, links)
+    traffic = Traffic(target.gateway, codes, rate)
+    sending = asyncio.create_task(traffic.run())
+    try:
+        await _phases(experiment, target, context, traffic, outcome)
+    finally:
+        await asyncio.sleep(AFTER_SECONDS)
+        traffic.stop()
+        await sending
+    await asyncio.to_thread(_count_clicks, context, traffic, outcome)
+    return outcome
+
+
+async def _phases(
+    experiment: Experiment,
+    target: Target,
+    context: Context,
+    traffic: Traffic,
+    outcome: Outcome,
+) -> None:
+    await asyncio.sleep(STEADY_SECONDS)
+    steady = traffic.window(0, time.monotonic())
+    if steady.success < 1.0 or not await asyncio.to_thread(ready, target.gateway):
+        outcome.fail(f"steady state not met before the fault ({steady.statuses})")
+        return
+    name, hold = experiment.component, experiment.hold_seconds
+    t0 = time.monotonic()
+    if experiment.fault == "pause":
+        await asyncio.to_thread(target.pause, name)
+    else:
+        signum = signal.SIGKILL if experiment.fault == "kill" else signal.SIGTERM
+        await asyncio.to_thread(target.kill, name, signum, hold)
+    opened = asyncio.create_task(asyncio.to_thread(_breaker_opened, experiment, target))
+    seen = await asyncio.to_thread(all_hold, experiment.probes, context)
+    outcome.failures += [f"during the fault: {s}" for s in seen]
+    await asyncio.sleep(max(0.0, hold - (time.monotonic() - t0)))
+    removed = time.monotonic()
+    if experiment.fault == "pause":
+        await asyncio.to_thread(target.resume, name)
+    else:
+        await asyncio.to_thread(target.restore, name)
+        await asyncio.to_thread(target.wait_back, name, 90)
+    t1 = time.monotonic()
+    outcome.observed.append(f"down {t1 - t0:.1f} s")
+    _judge_fault_window(experiment, traffic.window(t0, t1), outcome, await opened)
+    stale = sum(1 for s in traffic.samples if t0 <= s.sent < t1 and s.stale)
+    if stale:
+        outcome.observed.append(f"{stale} answered from the stale cache")
+    recovered = await _recovered(experiment, target, traffic, removed, t1)
+    if recovered is None:
+        outcome.fail(f"not back to steady state within {experiment.max_rto_seconds:.0f} s")
+    else:
+        outcome.rto_seconds = recovered
+        if recovered > experiment.max_rto_seconds:
+            outcome.fail(f"RTO {recovered:.1f} s")
+
+
+def _breaker_opened(experiment: Experiment, target: Target) -> float | None:
+    if experiment.breaker is None:
+        return None
+    name = experiment.breaker
+    return wait_for(
+        lambda: breaker_state(target.gateway, name) == 1, experiment.breaker_opens_within, 0.05
+    )
+
+
+def _judge_fault_window(
+    experiment: Experiment, during: WindowStats, outcome: Outcome, opened_after: float | None
+) -> None:
+    outcome.observed.append(
+        f"{during.success:.1%} of {during.requests} redirects ok, p99 {during.p99_ms:.0f} ms"
+    )
+    if during.success < experiment.min_success:
+        outcome.fail(f"redirect success {during.success:.1%} (statuses {during.statuses})")
+    if during.p99_ms > experiment.max_p99_ms:
+        outcome.fail(f"p99 {during.p99_ms:.0f} ms")
+    if experiment.breaker is not None:
+        if opened_after is None:
+            outcome.fail(f"{experiment.breaker} breaker did not open")
+        else:
+            outcome.observed.append(f"breaker open after {opened_after:.2f} s")
+
+
+async def _recovered(
+    experiment: Experiment, target: Target, traffic: Traffic, removed: float, back: float
+) -> float | None:
+    deadline = removed + experiment.max_rto_seconds + 30
+    while time.monotonic() < deadline:
+        now = time.monotonic()
+        last = [s for s in traffic.samples if now - 1.0 <= s.sent < now - 0.2]
+        fresh = last and all(300 <= s.status < 400 and not s.stale for s in last)
+        closed = experiment.breaker is None or (
+            await asyncio.to_thread(breaker_state, target.gateway, experiment.breaker) == 0
+        )
+        if fresh and closed and await asyncio.to_thread(ready, target.gateway):
+            # Steady since the start of the clean second just seen, and not
+            # before the piece was back.
+            return max(back, now - 1.0) - removed
+        await asyncio.sleep(0.2)
+    return None
+
+
+def _count_clicks(context: Context, traffic: Traffic, outcome: Outcome) -> None:
+    expected = traffic.redirects_by_code()
+    outcome.clicks_expected = sum(expected.values())
+
+    def counted() -> int:
+        return sum(counted_clicks(context, code) or 0 for code in expected)
+
+    wait_for(lambda: counted() >= outcome.clicks_expected, CLICKS_TIMEOUT, 1.0)
+    time.sleep(1.0)  # a moment longer, to see any click counted twice
+    outcome.clicks_counted = counted()
+    extra = outcome.clicks_counted - outcome.clicks_expected
+    outcome.observed.append(
+        f"clicks {outcome.clicks_counted}/{outcome.clicks_expected} counted"
+        + (f" ({extra} extra)" if extra > 0 else "")
+    )
+    if extra > 0:
+        outcome.fail(f"{extra} clicks counted twice")
+    allowed = outcome.experiment.max_clicks_lost
+    if allowed is not None and outcome.rpo_events > allowed:
+        outcome.fail(f"{outcome.rpo_events} clicks lost")

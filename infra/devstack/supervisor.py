@@ -1,0 +1,134 @@
+"""Keeping the local stack up: a process that dies is started again.
+
+What compose's ``restart: unless-stopped`` and a Kubernetes Deployment do
+for their processes, ``make dev`` does here, so the chaos suite (chaos/) can
+kill any piece and watch the system heal, and measure how long it takes.
+
+A process may be held down on purpose (``StateDir.hold``): the chaos suite
+does that to keep a killed piece away for the length of its fault.
+
+A process that keeps dying (``max_restarts`` within ``window_seconds``) is
+a bug, not a fault: the supervisor gives up and the stack stops, with the
+process's log tail, as before.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from infra.devstack.managed import LOCALHOST, DevstackError, ManagedProcess, exit_reason
+from infra.devstack.postgres import start_postgres
+from infra.devstack.processes import create_topics, start_broker, start_redis, wait_http_ready
+from infra.devstack.prometheus import start_prometheus
+from infra.devstack.stack import SERVICES, Ports, ServiceSpec, _launch, infra_urls
+from infra.devstack.state import StateDir
+from services.chassis.events import TOPICS
+
+__all__ = ["Supervisor", "relaunchers"]
+
+Relaunch = Callable[[], ManagedProcess]
+
+
+def relaunchers(ports: Ports, state: StateDir) -> dict[str, tuple[Relaunch, str]]:
+    """How to start each piece of the stack again, ready, on the same port and data;
+    with the address it is recorded under."""
+    urls = infra_urls(ports)
+
+    def postgres() -> ManagedProcess:
+        return start_postgres(state.postgres_data, ports.postgres, state.log("postgres"))
+
+    def redis() -> ManagedProcess:
+        return start_redis(ports.redis, state.redis_data, state.log("redis"))
+
+    def broker() -> ManagedProcess:
+        proc = start_broker(ports.broker, state.log("broker"))
+        # Its storage is memory: a restarted broker has no topics until told.
+        create_topics(urls["broker"], TOPICS)
+        return proc
+
+    def prometheus() -> ManagedProcess:
+        targets = {spec.name: ports.by_name()[spec.name] for spec in SERVICES}
+        proc = start_prometheus(
+            ports.prometheus, targets, state.root / "prometheus", state.log("prometheus")
+        )
+        if proc is None:
+            raise DevstackError("prometheus is no longer installed")
+        return proc
+
+    found = {
+        "postgres": (postgres, urls["postgres"]),
+        "redis": (redis, urls["redis"]),
+        "broker": (broker, urls["broker"]),
+        "prometheus": (prometheus, f"http://{LOCALHOST}:{ports.prometheus}"),
+    }
+    for spec in SERVICES:
+        found[spec.name] = (_service(spec, ports, state), spec.url(ports))
+    return found
+
+
+def _service(spec: ServiceSpec, ports: Ports, state: StateDir) -> Relaunch:
+    def relaunch() -> ManagedProcess:
+        proc = _launch(spec, ports, state)
+        wait_http_ready(proc, f"{spec.url(ports)}/readyz")
+        return proc
+
+    return relaunch
+
+
+@dataclass
+class Supervisor:
+    procs: list[ManagedProcess]  # updated in place: what stop_stack will stop
+    relaunch: Mapping[str, tuple[Relaunch, str]]
+    state: StateDir
+    say: Callable[[str], None]
+    max_restarts: int = 5
+    window_seconds: float = 60.0
+    _restarts: dict[str, deque[float]] = field(default_factory=dict)
+
+    def watch(self, poll_seconds: float = 0.5) -> ManagedProcess:
+        """Restart what dies; return the process that died too often to restart."""
+        while True:
+            for index, proc in enumerate(self.procs):
+                if proc.alive() or self.state.held(proc.name):
+                    continue
+                code = proc.stop()  # reaps it
+                if not self._may_restart(proc.name):
+                    return proc
+                self.procs[index] = self._restart(proc, code)
+            time.sleep(poll_seconds)
+
+    def _may_restart(self, name: str) -> bool:
+        if name not in self.relaunch:
+            return False
+        now = time.monotonic()
+        recent = self._restarts.setdefault(name, deque())
+        while recent and now - recent[0] > self.window_seconds:
+            recent.popleft()
+        recent.append(now)
+        return len(recent) <= self.max_restarts
+
+    def _restart(self, dead: ManagedProcess, code: int) -> ManagedProcess:
+        started = time.monotonic()
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                proc = self.relaunch[dead.name][0]()
+                break
+            except DevstackError as error:
+                # Postgres, for one, refuses to start while the backends of a
+                # killed postmaster are still exiting: wait and try again.
+                if attempts >= 10:
+                    raise
+                self.say(f"{dead.name} did not come back yet ({error}); retrying")
+                time.sleep(min(5.0, 0.5 * attempts))
+        self.state.record(proc, self.relaunch[dead.name][1])
+        took = time.monotonic() - started
+        self.say(
+            f"{dead.name} (pid {dead.pid}) {exit_reason(code)}; "
+            f"restarted as pid {proc.pid}, ready in {took:.1f} s"
+        )
+        return proc
