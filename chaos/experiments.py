@@ -6,7 +6,8 @@ SIGTERM, an orderly stop (a deploy, a node drained). The piece stays down
 for ``hold_seconds``, then its supervisor (the devstack runner, or compose)
 starts it again: that restart is part of the recovery measured. ``pause``
 is SIGSTOP for ``hold_seconds``, then SIGCONT: a hung process, its
-connections open and nothing answering.
+connections open and nothing answering. ``roll`` replaces a process the way a
+deploy does: the new one first, then SIGTERM to the old one, which drains.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ __all__ = ["EXPERIMENTS", "Experiment", "by_name"]
 class Experiment:
     name: str
     component: str
-    fault: Literal["kill", "term", "pause"]
+    fault: Literal["kill", "term", "pause", "roll"]
     summary: str
     min_success: float  # share of redirects answered 3xx while the fault is on
     max_p99_ms: float  # over the same requests
@@ -57,6 +58,15 @@ class Experiment:
 
 
 EXPERIMENTS: tuple[Experiment, ...] = (
+    Experiment(
+        "restart-gateway",
+        "gateway",
+        "roll",
+        "rolling restart of the gateway under load (new process first, old one drains)",
+        # Not one request it accepted may be lost.
+        min_success=1.0,
+        max_p99_ms=1000,
+    ),
     Experiment(
         "restart-link",
         "link",

@@ -103,7 +103,9 @@ async def _phases(
         return
     name, hold = experiment.component, experiment.hold_seconds
     t0 = time.monotonic()
-    if experiment.fault == "pause":
+    if experiment.fault == "roll":
+        await asyncio.to_thread(target.roll, name)
+    elif experiment.fault == "pause":
         await asyncio.to_thread(target.pause, name)
     else:
         signum = signal.SIGKILL if experiment.fault == "kill" else signal.SIGTERM
@@ -115,7 +117,7 @@ async def _phases(
     removed = time.monotonic()
     if experiment.fault == "pause":
         await asyncio.to_thread(target.resume, name)
-    else:
+    elif experiment.fault != "roll":
         await asyncio.to_thread(target.restore, name)
         await asyncio.to_thread(target.wait_back, name, 90)
     t1 = time.monotonic()

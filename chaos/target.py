@@ -17,6 +17,7 @@ from typing import Protocol
 
 import httpx
 
+from infra.devstack import procfs
 from infra.devstack.procfs import signal_group
 from infra.devstack.state import Recorded, StateDir
 
@@ -38,6 +39,9 @@ class Target(Protocol):
 
     def wait_back(self, name: str, timeout: float) -> None:
         """Until a killed piece is running again and ready."""
+
+    def roll(self, name: str) -> None:
+        """Replace a piece by a fresh process, the way a deploy does; wait for it."""
 
 
 @dataclass
@@ -98,6 +102,17 @@ class LocalTarget:
             time.sleep(0.1)
         raise TimeoutError(f"{name} was not restarted within {timeout:.0f} s")
 
+    def roll(self, name: str) -> None:
+        old = self._entry(name).pid
+        self.state.request_restart(name)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            entry = self._entries().get(name)
+            if entry is not None and entry.pid != old and not procfs.running(old):
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"{name} was not replaced within 90 s")
+
 
 # Component names here -> compose service names (docker-compose.yml).
 COMPOSE_SERVICES = {"broker": "kafka", "gateway": "gateway-1"}
@@ -131,6 +146,11 @@ class ComposeTarget:
 
     def resume(self, name: str) -> None:
         self._compose("unpause", self._service(name))
+
+    def roll(self, name: str) -> None:
+        # nginx keeps sending to the other replica while this one restarts.
+        self._compose("restart", self._service(name))
+        self.wait_back(name, 90)
 
     def wait_back(self, name: str, timeout: float) -> None:
         service = self._service(name)

@@ -1,10 +1,12 @@
-"""``python -m infra.devstack up|down|status``: the local stack of `make dev` and `make down`.
+"""``python -m infra.devstack up|down|status|restart``: the local stack of `make dev`.
 
 ``up`` stays in the foreground: it starts everything, prints where each piece runs,
-then watches. Ctrl-C, or ``down`` from another terminal (which sends it SIGTERM),
-stops everything in reverse order and exits 0; a process that dies on its own
-stops the rest and exits 1. Problems the user can fix print one ``devstack: ...``
-message and exit 1, without a traceback.
+then supervises. Ctrl-C, or ``down`` from another terminal (which sends it SIGTERM),
+stops everything in reverse order and exits 0. A process that dies on its own is
+started again; one that dies five times in a minute stops the rest and exits 1.
+``restart <name>`` asks it to replace one process (the gateway rolls: the new one
+listens beside the old before the old one drains). Problems the user can fix print
+one ``devstack: ...`` message and exit 1, without a traceback.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import argparse
 import os
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
@@ -116,17 +119,37 @@ def status(state: StateDir) -> int:
     return 0
 
 
+def restart(state: StateDir, name: str, timeout: float = 60) -> int:
+    """Ask the running `up` to replace ``name`` (the gateway without a gap); wait for it."""
+    running = {e.name: e for e in state.forget_stale()}
+    if RUNNER not in running or name not in running:
+        raise DevstackError(f"no running {name} to restart; start the stack with `make dev`")
+    old = running[name].pid
+    state.request_restart(name)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now = {e.name: e for e in state.recorded()}
+        if name in now and now[name].pid != old and now[name].running():
+            _say(f"{name} restarted: pid {old} -> {now[name].pid}")
+            return 0
+        time.sleep(0.2)
+    raise DevstackError(f"{name} was not restarted within {timeout:.0f} s")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m infra.devstack", description="Run the whole system locally."
     )
-    parser.add_argument("command", choices=("up", "down", "status"))
-    command = parser.parse_args(argv).command
+    parser.add_argument("command", choices=("up", "down", "status", "restart"))
+    parser.add_argument("name", nargs="?", help="restart: which process (e.g. gateway)")
+    args = parser.parse_args(argv)
     state = StateDir(state_root())
     try:
-        if command == "up":
+        if args.command == "up":
             return up(state, Ports.from_env())
-        return down(state) if command == "down" else status(state)
+        if args.command == "restart":
+            return restart(state, args.name or "gateway")
+        return down(state) if args.command == "down" else status(state)
     except DevstackError as error:
         _say(str(error))
         return 1

@@ -135,3 +135,33 @@ def terminate(pid: int, sig: signal.Signals, timeout: float, *, group: bool) -> 
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     return polite
+
+
+def listens_on(pid: int, port: int) -> bool:
+    """Whether ``pid`` itself holds a listening TCP socket on ``port``.
+
+    With SO_REUSEPORT several processes listen on one port, so asking the
+    port ("is something answering?") cannot tell a new process from the old.
+    """
+    wanted: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                wanted.add(f"socket:[{inode}]")
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(fd) in wanted:
+                return True
+        except OSError:
+            continue
+    return False

@@ -158,6 +158,8 @@ def _gateway_env(ports: Ports) -> dict[str, str]:
         "GATEWAY_USER_SERVICE_URL": f"http://{LOCALHOST}:{ports.user}",
         "GATEWAY_ANALYTICS_SERVICE_URL": f"http://{LOCALHOST}:{ports.analytics}",
         "GATEWAY_REDIS_URL": f"redis://{LOCALHOST}:{ports.redis}/1",
+        # A rolling restart starts the new gateway beside the old (supervisor.py).
+        "GATEWAY_REUSE_PORT": "true",
         # The gateway publishes the clicks of redirects it replays while the
         # link service is down (gateway/stale.py), hashed with the same key.
         "GATEWAY_KAFKA_BOOTSTRAP_SERVERS": f"{LOCALHOST}:{ports.broker}",

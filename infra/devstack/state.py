@@ -153,6 +153,20 @@ class StateDir:
     def release(self, name: str) -> None:
         self._hold_file(name).unlink(missing_ok=True)
 
+    def request_restart(self, name: str) -> None:
+        """Ask the runner to replace ``name`` with a fresh process (``take_restart``)."""
+        path = self.root / "restart" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+
+    def take_restart(self, name: str) -> bool:
+        """Whether a restart of ``name`` was asked for; the request is consumed."""
+        try:
+            (self.root / "restart" / name).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
     def held(self, name: str) -> bool:
         try:
             until = float(self._hold_file(name).read_text())

@@ -14,14 +14,22 @@ process's log tail, as before.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from infra.devstack.managed import LOCALHOST, DevstackError, ManagedProcess, exit_reason
+from infra.devstack.managed import (
+    LOCALHOST,
+    DevstackError,
+    ManagedProcess,
+    exit_reason,
+    wait_ready,
+)
 from infra.devstack.postgres import start_postgres
 from infra.devstack.processes import create_topics, start_broker, start_redis, wait_http_ready
+from infra.devstack.procfs import listens_on
 from infra.devstack.prometheus import start_prometheus
 from infra.devstack.stack import SERVICES, Ports, ServiceSpec, _launch, infra_urls
 from infra.devstack.state import StateDir
@@ -30,6 +38,8 @@ from services.chassis.events import TOPICS
 __all__ = ["Supervisor", "relaunchers"]
 
 Relaunch = Callable[[], ManagedProcess]
+# Listening with SO_REUSEPORT (GATEWAY_REUSE_PORT), so restarted without a gap.
+ROLLING = frozenset({"gateway"})
 
 
 def relaunchers(ports: Ports, state: StateDir) -> dict[str, tuple[Relaunch, str]]:
@@ -70,9 +80,17 @@ def relaunchers(ports: Ports, state: StateDir) -> dict[str, tuple[Relaunch, str]
 
 
 def _service(spec: ServiceSpec, ports: Ports, state: StateDir) -> Relaunch:
+    port = ports.by_name()[spec.name]
+
     def relaunch() -> ManagedProcess:
         proc = _launch(spec, ports, state)
-        wait_http_ready(proc, f"{spec.url(ports)}/readyz")
+        if spec.name in ROLLING:
+            # The port may be answered by the old process too: wait until this
+            # one listens, which uvicorn does only once the app has started.
+            ready = functools.partial(listens_on, proc.pid, port)
+            wait_ready(proc, ready, 30, f"listen on port {port}")
+        else:
+            wait_http_ready(proc, f"{spec.url(ports)}/readyz")
         return proc
 
     return relaunch
@@ -92,6 +110,9 @@ class Supervisor:
         """Restart what dies; return the process that died too often to restart."""
         while True:
             for index, proc in enumerate(self.procs):
+                if self.state.take_restart(proc.name) and proc.name in self.relaunch:
+                    self.procs[index] = self._replace(proc)
+                    continue
                 if proc.alive() or self.state.held(proc.name):
                     continue
                 code = proc.stop()  # reaps it
@@ -99,6 +120,28 @@ class Supervisor:
                     return proc
                 self.procs[index] = self._restart(proc, code)
             time.sleep(poll_seconds)
+
+    def _replace(self, old: ManagedProcess) -> ManagedProcess:
+        """A restart on request (``make restart-gateway``, the chaos suite).
+
+        A process listening with SO_REUSEPORT (the gateway) is rolled: the new
+        one starts beside it and is ready before the old one gets SIGTERM and
+        drains. Anything else is stopped, then started.
+        """
+        relaunch, url = self.relaunch[old.name]
+        started = time.monotonic()
+        if old.name in ROLLING:
+            new = relaunch()
+            self.state.record(new, url)
+            old.stop(timeout=30)
+        else:
+            old.stop(timeout=30)
+            new = relaunch()
+            self.state.record(new, url)
+        how = "rolled" if old.name in ROLLING else "restarted"
+        took = time.monotonic() - started
+        self.say(f"{old.name} {how}: pid {old.pid} -> {new.pid} in {took:.1f} s")
+        return new
 
     def _may_restart(self, name: str) -> bool:
         if name not in self.relaunch:

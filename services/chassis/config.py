@@ -34,6 +34,9 @@ class ServiceSettings(BaseSettings):
     max_body_bytes: int = Field(64 * 1024, ge=1024)
     # Bound on finishing in-flight requests and flushing buffers at SIGTERM.
     shutdown_timeout_seconds: float = Field(10.0, gt=0)
+    # Bind with SO_REUSEPORT, so that a new process can listen beside this one
+    # before it stops: a rolling restart on one host with no refused connection.
+    reuse_port: bool = False
 
 
 class DatabaseSettings(BaseSettings):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import sys
+
 import uvicorn
 from starlette.types import ASGIApp
 
@@ -30,7 +33,7 @@ def serve(app: ASGIApp, settings: ServiceSettings, service: str) -> None:
             # Exports what the batch processor still holds, once the lifespan is done.
             on_shutdown=provider.shutdown,
         )
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -46,3 +49,26 @@ def serve(app: ASGIApp, settings: ServiceSettings, service: str) -> None:
         timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds),
         timeout_keep_alive=30,
     )
+    server = uvicorn.Server(config)
+    # At SIGTERM uvicorn stops listening, lets in-flight requests finish (within
+    # the bound), closes idle connections, then runs the lifespan's shutdown:
+    # buffered events are flushed there.
+    server.run(sockets=[_listen(settings)] if settings.reuse_port else None)
+    if not server.started:
+        sys.exit(3)  # as uvicorn.run does: the app failed to start
+
+
+def _listen(settings: ServiceSettings) -> socket.socket:
+    """A socket that another process may bind too (SO_REUSEPORT): the kernel
+    spreads new connections over every process listening.
+
+    Bound, not yet listening: uvicorn listens once the app has started, so
+    no connection waits on a process still starting up, and "this process
+    listens" means "this process is ready" to whoever rolls it.
+    """
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((settings.host, settings.port))
+    return sock
