@@ -292,6 +292,14 @@ def test_spans_still_queued_are_exported_when_a_process_stops(traced: Traced, in
     assert len(mine(traced.receiver.wait_for(lambda spans: bool(mine(spans))))) == 1
 
 
+def test_background_chores_start_no_traces(traced: Traced) -> None:
+    # Meanwhile the outbox relay has polled Postgres several times a second,
+    # and readiness probes have called the gateways' upstreams, all sampled.
+    spans = traced.receiver.wait_for(lambda _: False, timeout=1.0)
+    assert any(s.kind == "CLIENT" and s.parent_span_id for s in spans)  # inside requests: kept
+    assert [s for s in spans if s.kind == "CLIENT" and not s.parent_span_id] == []
+
+
 def test_log_fields_named_for_secrets_or_addresses_are_redacted() -> None:
     record = logging.LogRecord("t", logging.INFO, __file__, 1, "login", None, None)
     record.__dict__.update({"client_ip": CLIENT_IP, "Password": "hunter2", "user_id": "u1"})

@@ -45,6 +45,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.chassis.tracing_sampler import NoOrphanClients
+
 __all__ = [
     "TracingMiddleware",
     "current_tracer",
@@ -104,8 +106,10 @@ def start_tracing(
     if exporter is None:
         return None
     name = environ.get("OTEL_SERVICE_NAME") or service
-    # The sampler comes from OTEL_TRACES_SAMPLER(_ARG), read by the SDK.
     provider = TracerProvider(resource=Resource.create({"service.name": name}))
+    # The sampler the SDK read from OTEL_TRACES_SAMPLER(_ARG), wrapped before
+    # any tracer exists (each tracer takes the provider's sampler when made).
+    provider.sampler = NoOrphanClients(provider.sampler)
     provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     _instrument_libraries(provider)
