@@ -17,7 +17,7 @@ import asyncio
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import httpx
 
@@ -55,17 +55,22 @@ class Outcome:
         self.failures.append(what)
 
 
-def seed(context: Context, count: int) -> list[str]:
-    """Fresh links for one experiment, known to analytics before it starts."""
+def seed(context: Context, count: int) -> tuple[Context, list[str]]:
+    """Fresh links for one experiment, known to analytics before it starts,
+    and a fresh login (the token a fault's probe uses must not expire)."""
     with httpx.Client(base_url=context.gateway, timeout=10) as http:
         codes = [
             create_link(http, context.account, f"https://example.com/chaos/{n}")
             for n in range(count)
         ]
+        credentials = {"email": context.email, "password": context.password}
+        login = http.post("/api/v1/auth/login", json=credentials)
+        login.raise_for_status()
+    context = replace(context, access_token=login.json()["access_token"])
     for code in codes:  # stats answer once analytics has seen the link's event
         if wait_for(_known(context, code), 30) is None:
             raise RuntimeError(f"analytics never learned link {code}")
-    return codes
+    return context, codes
 
 
 def _known(context: Context, code: str) -> Callable[[], bool]:
@@ -76,7 +81,10 @@ async def run_experiment(
     experiment: Experiment, target: Target, context: Context, rate: float, links: int
 ) -> Outcome:
     outcome = Outcome(experiment)
-    codes = await asyncio.to_thread(seed, context, links)
+    if await asyncio.to_thread(wait_for, lambda: ready(target.gateway), 60) is None:
+        outcome.fail("the gateway was not ready before the experiment")
+        return outcome
+    context, codes = await asyncio.to_thread(seed, context, links)
     traffic = Traffic(target.gateway, codes, rate)
     sending = asyncio.create_task(traffic.run())
     try:
@@ -98,8 +106,11 @@ async def _phases(
 ) -> None:
     await asyncio.sleep(STEADY_SECONDS)
     steady = traffic.window(0, time.monotonic())
-    if steady.success < 1.0 or not await asyncio.to_thread(ready, target.gateway):
+    if steady.success < 1.0:
         outcome.fail(f"steady state not met before the fault ({steady.statuses})")
+        return
+    if await asyncio.to_thread(wait_for, lambda: ready(target.gateway), 10) is None:
+        outcome.fail("the gateway did not report ready before the fault")
         return
     name, hold = experiment.component, experiment.hold_seconds
     t0 = time.monotonic()

@@ -20,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.auth import ApiKeyVerifier, Authenticator, AuthError
 from gateway.clientip import ClientAddress
+from gateway.jwks import KeysUnavailable
 from gateway.proxy import Upstream, UpstreamProxy
 from gateway.ratelimit import RateLimiter, policy_for
 from gateway.routes import match_route
@@ -48,7 +49,7 @@ class Edge:
             headers = [(b"www-authenticate", b'Bearer error="invalid_token"')]
             await send_problem(send, 401, exc.code, "Unauthorized", exc.detail, headers)
             return
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, KeysUnavailable) as exc:
             log.warning("credential check failed", extra={"error": repr(exc)})
             await send_problem(
                 send,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 import httpx
@@ -23,6 +24,11 @@ from jwt.exceptions import PyJWKError
 __all__ = ["JwksCache"]
 
 log = logging.getLogger(__name__)
+
+
+class KeysUnavailable(Exception):
+    """A token's key is unknown and the user service cannot be asked: the
+    token may well be valid, so the answer is 503, not 401."""
 
 
 class JwksCache:
@@ -43,6 +49,18 @@ class JwksCache:
         self._tried_at = float("-inf")
         self._lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
+        self.reachable = True  # the last fetch's outcome
+
+    def prefetch(self) -> None:
+        """Fetch in the background now, so that a gateway started while the
+        user service is away already holds the keys once it is back, and one
+        started while it is up verifies tokens through a later outage."""
+        self._in_background(self._refresh(time.monotonic()))
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def key(self, kid: str) -> Any | None:
         """The verification key for ``kid``, refetching when it is unknown or stale."""
@@ -51,11 +69,11 @@ class JwksCache:
             # A known key answers at once; a stale set is refreshed behind it,
             # so tokens keep verifying while the user service is away.
             if arrived - self._fetched_at > self.max_age and not self._lock.locked():
-                task = asyncio.create_task(self._refresh(arrived))
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
+                self._in_background(self._refresh(arrived))
             return self._keys[kid]
         await self._refresh(arrived)
+        if kid not in self._keys and not self.reachable:
+            raise KeysUnavailable(kid)
         return self._keys.get(kid)
 
     async def _refresh(self, arrived: float) -> None:
@@ -79,5 +97,6 @@ class JwksCache:
         except (httpx.HTTPError, ValueError, PyJWKError) as exc:
             # Keep the keys we have: rotation is rare, outages are not.
             log.warning("jwks fetch failed", extra={"error": repr(exc)})
+            self.reachable = False
             return
-        self._keys, self._fetched_at = keys, now
+        self._keys, self._fetched_at, self.reachable = keys, now, True

@@ -63,11 +63,13 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
         )
         user_url = upstreams["user"].base_url
         api_keys = ApiKeyVerifier(client, user_url, signer, settings.api_key_cache_seconds)
+        jwks = JwksCache(client, f"{user_url}/.well-known/jwks.json")
+        jwks.prefetch()
         app.state.edge = Edge(
             upstreams=upstreams,
             addresses=ClientAddress(settings.trusted_proxies.split(",")),
             auth=Authenticator(
-                JwksCache(client, f"{user_url}/.well-known/jwks.json"),
+                jwks,
                 api_keys,
                 issuer=settings.jwt_issuer,
                 audience=settings.jwt_audience,

@@ -12,7 +12,14 @@ import httpx
 
 from infra.devstack.postgres import start_postgres
 from infra.devstack.processes import ensure_database, free_port
-from tests.conftest import Infra, running_gateway, running_link_service
+from tests.accounts import register
+from tests.conftest import (
+    FAST_HASHING,
+    Infra,
+    running_gateway,
+    running_link_service,
+    start_service,
+)
 from tests.kafka_reader import read_clicks
 from tests.metrics import metric
 
@@ -193,3 +200,35 @@ def test_a_client_cannot_choose_its_click_id(infra: Infra, gateway_url: str) -> 
     ids = {c["event_id"] for c in clicks}
     assert len(ids) == 2
     assert forged not in ids
+
+
+def test_tokens_verify_through_a_user_outage_and_unknown_keys_are_503(
+    infra: Infra, link_url: str
+) -> None:
+    user_url, user = start_service(infra, "user", port=0, **FAST_HASHING)
+    try:
+        with (
+            running_gateway(infra, link_url, user_service_url=user_url) as first,
+            httpx.Client(base_url=first) as http,
+        ):
+            account = register(http)
+        # A gateway started now fetches the signing keys before any token
+        # reaches it, and keeps them through the user service's outage.
+        with running_gateway(infra, link_url, user_service_url=user_url) as gateway:
+            time.sleep(0.5)  # the background fetch of the keys, started at startup
+            user.stop()
+            mine = httpx.get(f"{gateway}/api/v1/links", headers=account.bearer)
+            assert mine.status_code == 200, mine.text
+            login = httpx.post(
+                f"{gateway}/api/v1/auth/login",
+                json={"email": account.email, "password": account.password},
+            )
+            assert login.status_code == 503
+        # A gateway that never got the keys cannot tell a good token from a
+        # forged one: "try again", not "your token is invalid".
+        with running_gateway(infra, link_url, user_service_url=user_url) as blind:
+            unknown = httpx.get(f"{blind}/api/v1/links", headers=account.bearer)
+            assert unknown.status_code == 503
+            assert unknown.json()["code"] == "auth_unavailable"
+    finally:
+        user.stop()
