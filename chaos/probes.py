@@ -12,7 +12,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from loadtests.accounts import Account
 
-__all__ = ["Context", "Probe", "breaker_state", "counted_clicks", "wait_for"]
+__all__ = [
+    "Context",
+    "Probe",
+    "breaker_state",
+    "counted_clicks",
+    "open_breakers",
+    "wait_for",
+]
 
 
 @dataclass(frozen=True)
@@ -30,17 +37,27 @@ class Context:
 Probe = Callable[[Context], str | None]
 
 
-def breaker_state(gateway: str, breaker: str) -> float | None:
-    """0 closed, 1 open, 2 half-open, from the gateway's /metrics."""
+def breaker_states(gateway: str) -> dict[str, float]:
+    """Every breaker of the gateway: 0 closed, 1 open, 2 half-open (from /metrics)."""
     try:
         text = httpx.get(f"{gateway}/metrics", timeout=2).text
     except httpx.HTTPError:
-        return None
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "circuit_breaker_state" and sample.labels == {"breaker": breaker}:
-                return float(sample.value)
-    return None
+        return {}
+    return {
+        sample.labels["breaker"]: float(sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "circuit_breaker_state"
+    }
+
+
+def breaker_state(gateway: str, breaker: str) -> float | None:
+    return breaker_states(gateway).get(breaker)
+
+
+def open_breakers(gateway: str) -> list[str]:
+    """The gateway's breakers not closed (an upstream's, or its Redis one)."""
+    return sorted(name for name, state in breaker_states(gateway).items() if state != 0)
 
 
 def counted_clicks(context: Context, code: str) -> int | None:

@@ -2,36 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import platform
-import subprocess
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from chaos.run import Outcome
+from infra.provenance import commit, machine
 
 __all__ = ["render", "write"]
-
-
-def _machine() -> str:
-    cpus = os.cpu_count() or 0
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    system = f"{platform.system()} {platform.release()}"
-    return f"{system}, {cpus} CPUs, {memory:.0f} GiB, Python {platform.python_version()}"
-
-
-def _commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return out.stdout.strip()
 
 
 def _cell(text: str) -> str:
@@ -46,8 +24,8 @@ def render(outcomes: Sequence[Outcome], target: str, rate: float, seconds: float
         f"{passed} of {len(outcomes)} experiments passed, against the {target}, "
         f"with {rate:.0f} redirects/s of traffic throughout; {seconds:.0f} s in all.",
         "",
-        f"- when: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit `{_commit()}`",
-        f"- machine: {_machine()}",
+        f"- when: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit()}",
+        f"- machine: {machine()}",
         "- RTO: from the fault's removal (for a kill, from the kill: the restart is part "
         "of the recovery) to steady state. RPO: clicks lost, redirects returned minus "
         "clicks counted once the pipeline caught up.",

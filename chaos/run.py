@@ -6,7 +6,7 @@
 
 RTO is measured from the fault's removal, or for a kill from the kill
 itself (the restart is part of recovering), to the first moment from which
-the gateway is ready, the breaker closed and a full second of redirects
+the gateway is ready, all its breakers closed and a full second of redirects
 answered fresh (not from the stale cache). RPO is the clicks lost: redirects
 returned minus clicks counted once the pipeline has caught up.
 """
@@ -22,7 +22,14 @@ from dataclasses import dataclass, field, replace
 import httpx
 
 from chaos.experiments import Experiment
-from chaos.probes import Context, all_hold, breaker_state, counted_clicks, wait_for
+from chaos.probes import (
+    Context,
+    all_hold,
+    breaker_state,
+    counted_clicks,
+    open_breakers,
+    wait_for,
+)
 from chaos.target import Target, ready
 from chaos.traffic import Traffic, WindowStats
 from loadtests.accounts import create_link
@@ -63,14 +70,26 @@ def seed(context: Context, count: int) -> tuple[Context, list[str]]:
             create_link(http, context.account, f"https://example.com/chaos/{n}")
             for n in range(count)
         ]
-        credentials = {"email": context.email, "password": context.password}
-        login = http.post("/api/v1/auth/login", json=credentials)
-        login.raise_for_status()
-    context = replace(context, access_token=login.json()["access_token"])
+        token = _login(http, context)
+    context = replace(context, access_token=token)
     for code in codes:  # stats answer once analytics has seen the link's event
         if wait_for(_known(context, code), 30) is None:
             raise RuntimeError(f"analytics never learned link {code}")
     return context, codes
+
+
+def _login(http: httpx.Client, context: Context) -> str:
+    """A fresh access token. Logins fail closed while the gateway cannot count
+    them (its Redis breaker open after a Redis fault): wait that out."""
+    credentials = {"email": context.email, "password": context.password}
+    deadline = time.monotonic() + 60
+    while True:
+        response = http.post("/api/v1/auth/login", json=credentials)
+        if response.status_code != 503 or time.monotonic() > deadline:
+            response.raise_for_status()
+            token: str = response.json()["access_token"]
+            return token
+        time.sleep(0.5)
 
 
 def _known(context: Context, code: str) -> Callable[[], bool]:
@@ -109,8 +128,10 @@ async def _phases(
     if steady.success < 1.0:
         outcome.fail(f"steady state not met before the fault ({steady.statuses})")
         return
-    if await asyncio.to_thread(wait_for, lambda: ready(target.gateway), 10) is None:
-        outcome.fail("the gateway did not report ready before the fault")
+    settled = lambda: ready(target.gateway) and not open_breakers(target.gateway)  # noqa: E731
+    if await asyncio.to_thread(wait_for, settled, 15) is None:
+        found = open_breakers(target.gateway)
+        outcome.fail(f"not steady before the fault (ready, breakers open: {found})")
         return
     name, hold = experiment.component, experiment.hold_seconds
     t0 = time.monotonic()
@@ -180,9 +201,9 @@ async def _recovered(
         now = time.monotonic()
         last = [s for s in traffic.samples if now - 1.0 <= s.sent < now - 0.2]
         fresh = last and all(300 <= s.status < 400 and not s.stale for s in last)
-        closed = experiment.breaker is None or (
-            await asyncio.to_thread(breaker_state, target.gateway, experiment.breaker) == 0
-        )
+        # Every breaker, not only the experiment's: after a Redis fault the
+        # gateway's rate-limit breaker closing is part of recovering.
+        closed = not await asyncio.to_thread(open_breakers, target.gateway)
         if fresh and closed and await asyncio.to_thread(ready, target.gateway):
             # Steady since the start of the clean second just seen, and not
             # before the piece was back.

@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
-import subprocess
 import tempfile
 import time
 import uuid
@@ -37,6 +35,7 @@ from aiokafka import AIOKafkaProducer
 from infra.devstack.processes import ManagedProcess, start_python
 from infra.devstack.stack import REPO_ROOT, SERVICES, Ports, service_env, start_stack, stop_stack
 from infra.devstack.state import StateDir
+from infra.provenance import commit, machine
 from services.chassis.events import CLICKS_TOPIC, LinkClicked
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0"
@@ -162,20 +161,12 @@ def main() -> None:
 
 
 def report(path: Path, rows: list[tuple[str, str]], served: int, args: argparse.Namespace) -> None:
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607 - git from PATH, as make has it
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
     table = "\n".join(["| measure | value |", "|---|---|", *(f"| {a} | {b} |" for a, b in rows)])
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     when = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     text = f"""# The click pipeline, measured
 
 Written by `make bench-pipeline` (loadtests/bench_pipeline.py); do not edit
-by hand. Machine: {machine}; commit `{commit}`; {when}. Everything (load
+by hand. Machine: {machine()}; commit {commit()}; {when}. Everything (load
 generator, gateway, services, Postgres, Redis, broker) shares the same
 cores, so these are floors for a real deployment, not ceilings.
 

@@ -36,11 +36,12 @@ import httpx
 from infra.devstack.managed import ManagedProcess, free_port
 from infra.devstack.stack import REPO_ROOT, Ports, start_stack, stop_stack
 from infra.devstack.state import StateDir
+from infra.provenance import machine
 from loadtests import tracing_cost
 from loadtests.bench_redirect import UNLIMITED, Bench, start_floor
 from loadtests.docpage import write_section
 from loadtests.floor import FLOOR_CODE
-from loadtests.redirect_report import BenchRun, Measured, _machine
+from loadtests.redirect_report import BenchRun, Measured
 from loadtests.wrk import MAX_SECONDS
 from services.chassis.tracing_kafka import message_context
 from tests.otlp_receiver import OtlpReceiver
@@ -221,7 +222,7 @@ def render(run: BenchRun, rows: list[Row], off_costs: dict[str, float]) -> str:
     costs = "\n".join(f"- {what}: {ns:,.0f} ns" for what, ns in off_costs.items())
     return f"""## Through the whole stack
 
-Machine: {_machine()}; commit {run.commit}; {when}. Load generator, floor,
+Machine: {machine()}; commit {run.commit}; {when}. Load generator, floor,
 services, Postgres, Redis, broker and the OTLP receiver share these cores.
 
 Each setting ran its own stack: "off" has no `OTEL_EXPORTER_OTLP_ENDPOINT`,

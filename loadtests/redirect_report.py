@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import platform
-import subprocess
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
-from infra.devstack.stack import REPO_ROOT
+from infra.provenance import commit, machine
 from loadtests.openloop import OpenLoopResult
 from loadtests.profile import RATE_HZ, ProcessProfile
 from loadtests.wrk import WrkResult
@@ -22,17 +18,6 @@ FLOOR_RATIO_TARGET = 1.0
 OPEN_LOOP_P99_TARGET_MS = 5.0
 IDLE_RSS_TARGET_MB = 800
 WARM_START_TARGET_S = 10.0
-
-
-def _commit() -> str:
-    def git(*args: str) -> str:
-        return subprocess.run(  # noqa: S603 - fixed arguments
-            ["git", *args],  # noqa: S607 - git from PATH, as make has it
-            cwd=REPO_ROOT, capture_output=True, text=True, check=False,
-        ).stdout.strip()  # fmt: skip
-
-    dirty = " with uncommitted changes" if git("status", "--porcelain") else ""
-    return f"`{git('rev-parse', '--short', 'HEAD')}`{dirty}"
 
 
 @dataclass(frozen=True)
@@ -61,7 +46,7 @@ class BenchRun:
     profiles: dict[str, ProcessProfile] = field(default_factory=dict)
     profiled_rate: float = 0.0
     background_cores: float = 0.0  # the most the rest of the machine used between rows
-    commit: str = field(default_factory=_commit)  # of the code the stack loads
+    commit: str = field(default_factory=commit)  # of the code the stack loads
 
     def ratio(self, measured: Measured) -> float:
         assert self.floor is not None
@@ -166,25 +151,13 @@ def _memory(run: BenchRun) -> str:
     return f"{sum(run.idle_rss.values()) / MB:,.0f} MB in all ({parts}; MB)"
 
 
-def _machine() -> str:
-    model = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.machine(),
-    )
-    return f"{os.cpu_count()} cores ({model}), Python {platform.python_version()}"
-
-
 def render(run: BenchRun) -> str:
     """The section's Markdown."""
     when = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     profiles = "\n".join(_profile(name, p) for name, p in run.profiles.items())
     return f"""## The redirect hot path (`make bench`)
 
-Machine: {_machine()}; commit {run.commit}; {when}. The load generator,
+Machine: {machine()}; commit {run.commit}; {when}. The load generator,
 the floor, every service, Postgres, Redis and the broker share these cores,
 so compare the ratios, not the rates, with another machine. Other processes
 on the machine used up to {run.background_cores:.2f} cores between rows

@@ -6,14 +6,11 @@ plan around it is prose kept by hand.
 
 from __future__ import annotations
 
-import os
-import platform
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
-from infra.devstack.stack import REPO_ROOT
 from infra.dr.drill import DrillResult
+from infra.provenance import commit, machine
 
 __all__ = ["BEGIN", "END", "render", "write_into"]
 
@@ -21,18 +18,7 @@ BEGIN = "<!-- drill:begin (written by `make dr-drill`; do not edit by hand) -->"
 END = "<!-- drill:end -->"
 
 
-def _commit() -> str:
-    return subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607 - git from PATH, as make has it
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
-
-
 def render(r: DrillResult) -> str:
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     rows = [
         ("verdict", "PASSED" if r.passed else "FAILED"),
         ("data before the backup", f"{r.links_before} links, {r.clicks_before} clicks"),
@@ -60,7 +46,7 @@ def render(r: DrillResult) -> str:
     table = "\n".join(["| measure | value |", "|---|---|", *(f"| {a} | {b} |" for a, b in rows)])
     when = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     return (
-        f"Machine: {machine}; commit `{_commit()}`; {when}. Everything (Postgres, Redis,\n"
+        f"Machine: {machine()}; commit {commit()}; {when}. Everything (Postgres, Redis,\n"
         "the broker, four services and the drill's client) shares these cores.\n\n"
         f"{table}\n"
     )
