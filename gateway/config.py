@@ -46,6 +46,10 @@ class GatewaySettings(ServiceSettings, RedisSettings, KafkaSettings, InternalAut
     # Redirects replayed while the link service cannot answer (0 turns it off).
     stale_max_entries: int = Field(10_000, ge=0)
     stale_max_age_seconds: float = Field(300.0, ge=0)
+    # How long a redirect the gateway learned is served from its memory
+    # without the link hop (0 turns it off); also the bound on how late a
+    # change made through another replica can be seen (gateway/stale.py).
+    redirect_cache_seconds: float = Field(5.0, ge=0)
     # The key the link service hashes client addresses with (LINK_IP_HASH_KEY):
     # the gateway publishes the clicks of replayed redirects itself.
     ip_hash_key: SecretStr | None = None

@@ -30,6 +30,8 @@ __all__ = ["Edge", "EdgeRouter"]
 
 log = logging.getLogger(__name__)
 _API_KEYS = "/api/v1/api-keys/"
+_LINKS = "/api/v1/links/"
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,11 +86,26 @@ class Edge:
                 decision.headers,
             )
             return
+        changed = _changed_link(method, path)
+        if changed is not None:
+            # Before (answers already in flight are not kept) and after (nor
+            # one read while the change was being committed).
+            self.proxy.fallback.stale.invalidate(changed)
         status = await self.proxy.forward(
             self.upstreams[name], scope, receive, send, caller.identity, decision.headers
         )
+        if changed is not None:
+            self.proxy.fallback.stale.invalidate(changed)
         if method == "DELETE" and status == 204 and path.startswith(_API_KEYS):
             self.api_keys.forget(path.removeprefix(_API_KEYS))
+
+
+def _changed_link(method: str, path: str) -> str | None:
+    """The code of the link this request may change (any write under
+    ``/api/v1/links/{code}``), or None."""
+    if method in _READS or not path.startswith(_LINKS):
+        return None
+    return path.removeprefix(_LINKS).split("/", 1)[0] or None
 
 
 class EdgeRouter:

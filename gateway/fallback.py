@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import httpx
 from starlette.types import Scope, Send
 
-from gateway.stale import STALE_TTL_HEADER, StaleClicks, StaleRedirects
+from gateway.stale import STALE_TTL_HEADER, StaleClicks, StaleRedirect, StaleRedirects
 from services.chassis.errors import send_problem
 from services.chassis.identity import Identity
 
@@ -39,7 +39,8 @@ _PROBLEMS = {
 
 @dataclass(frozen=True, slots=True)
 class Outage:
-    """A request the upstream could not answer, with what is needed to answer it."""
+    """A redirect or request the gateway may answer itself (fresh, stale, or an
+    error when the upstream cannot), with what is needed to answer it."""
 
     upstream: str
     scope: Scope
@@ -55,22 +56,43 @@ class Fallback:
         self.stale = stale
         self.clicks = clicks
 
-    def learn(self, code: str, response: httpx.Response) -> None:
-        """Keep (or drop) what the link service just answered for ``code``."""
+    def learn(self, code: str, response: httpx.Response, generation: int) -> None:
+        """Keep (or drop) what the link service just answered for ``code``;
+        ``generation``: the cache's when the request was sent."""
         status = response.status_code
         if not 300 <= status < 400:
             if status in (404, 410):
                 self.stale.forget(code)
             return
-        location = ttl = None
+        location = ttl = cache_control = None
         for name, value in response.headers.raw:
             lowered = name.lower()
             if lowered == b"location":
                 location = value
             elif lowered == STALE_TTL_HEADER:
                 ttl = value
+            elif lowered == b"cache-control":
+                cache_control = value
         if location is not None:
-            self.stale.remember(code, status, location, ttl)
+            self.stale.remember(code, status, location, ttl, cache_control, generation)
+
+    async def serve_fresh(self, request: Outage) -> int | None:
+        """Answer a redirect from memory while its entry is fresh; its status, or None.
+
+        The answer is the link service's own (status, ``Location``,
+        ``Cache-Control``) with ``Age`` (RFC 9111 5.1), so a browser's cache
+        counts the time it spent here against ``max-age``.
+        """
+        if request.code is None:
+            return None
+        entry = self.stale.fresh(request.code)
+        if entry is None:
+            return None
+        headers = [(b"age", str(self.stale.age(entry)).encode())]
+        if entry.cache_control is not None:
+            headers.append((b"cache-control", entry.cache_control))
+        await self._answer(request, request.code, entry, b"hit", headers)
+        return entry.status
 
     async def replay(self, outage: Outage) -> int | None:
         """Answer with a stale redirect if one is safe; its status, or None."""
@@ -79,21 +101,32 @@ class Fallback:
         entry = self.stale.get(outage.code)
         if entry is None:
             return None
+        headers = [(b"cache-control", b"private, no-store")]
+        await self._answer(outage, outage.code, entry, b"stale", headers)
+        return entry.status
+
+    async def _answer(
+        self,
+        request: Outage,
+        code: str,
+        entry: StaleRedirect,
+        how: bytes,
+        headers: list[tuple[bytes, bytes]],
+    ) -> None:
+        """Send ``entry`` as the redirect and publish its click, as the link service would."""
         self.clicks.record(
-            outage.code, outage.scope["headers"], outage.identity.client_ip, outage.click_id
+            code, request.scope["headers"], request.identity.client_ip, request.click_id
         )
-        headers = [
+        headers += [
             (b"location", entry.location),
-            (b"cache-control", b"private, no-store"),
-            (b"x-gateway-cache", b"stale"),
+            (b"x-gateway-cache", how),
             (b"content-length", b"0"),
-            *outage.extra_headers,
+            *request.extra_headers,
         ]
-        await outage.send(
+        await request.send(
             {"type": "http.response.start", "status": entry.status, "headers": headers}
         )
-        await outage.send({"type": "http.response.body", "body": b""})
-        return entry.status
+        await request.send({"type": "http.response.body", "body": b""})
 
     async def unavailable(self, outage: Outage, reason: str, retry_after: float) -> int:
         """A stale redirect, or 503 with ``Retry-After``."""

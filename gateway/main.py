@@ -19,6 +19,7 @@ from gateway.config import GatewaySettings
 from gateway.edge import Edge, EdgeRouter
 from gateway.fallback import Fallback
 from gateway.jwks import JwksCache
+from gateway.linkchanges import LinkChangeListener
 from gateway.openapi import OpenApiMerger
 from gateway.proxy import Upstream, UpstreamProxy, create_client
 from gateway.ratelimit import RateLimiter
@@ -54,13 +55,18 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = create_client(settings)
         limiter = RateLimiter(settings)
-        # Only the clicks of redirects replayed during a link-service outage.
+        # Only the clicks of redirects the gateway answers itself (gateway/stale.py).
         clicks = EventPublisher(settings, CLICKS_TOPIC, capacity=settings.click_buffer_capacity)
         await clicks.start()
-        fallback = Fallback(
-            StaleRedirects(settings.stale_max_entries, settings.stale_max_age_seconds),
-            StaleClicks(clicks, _ip_hash_key(settings)),
+        redirects = StaleRedirects(
+            settings.stale_max_entries,
+            settings.stale_max_age_seconds,
+            freshness_seconds=settings.redirect_cache_seconds,
         )
+        fallback = Fallback(redirects, StaleClicks(clicks, _ip_hash_key(settings)))
+        link_changes = LinkChangeListener(settings, redirects)
+        if settings.redirect_cache_seconds > 0:
+            link_changes.start()
         user_url = upstreams["user"].base_url
         api_keys = ApiKeyVerifier(client, user_url, signer, settings.api_key_cache_seconds)
         jwks = JwksCache(client, f"{user_url}/.well-known/jwks.json")
@@ -89,6 +95,7 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
             yield
         finally:
             app.state.draining = True
+            await link_changes.stop()
             await client.aclose()
             await clicks.stop(settings.shutdown_timeout_seconds)
 

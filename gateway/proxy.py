@@ -138,6 +138,11 @@ class UpstreamProxy:
         # One id per visit, whoever ends up answering it (gateway/stale.py).
         click_id = uuid.uuid4().hex if code is not None else None
         outage = Outage(upstream.name, scope, send, identity, extra_headers, code, click_id)
+        if code is not None:
+            fresh = await self.fallback.serve_fresh(outage)
+            if fresh is not None:
+                return fresh
+        generation = self.fallback.stale.generation
         try:
             guard.bulkhead.acquire()
         except BulkheadFull:
@@ -154,7 +159,7 @@ class UpstreamProxy:
                     await response.aclose()
                     return stale
             if code is not None:
-                self.fallback.learn(code, response)
+                self.fallback.learn(code, response, generation)
             return await _relay(response, send, extra_headers)
         finally:
             guard.bulkhead.release()
