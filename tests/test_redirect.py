@@ -13,6 +13,7 @@ import httpx
 import pytest
 import redis
 
+from services.link.cache import LinkCache
 from tests.conftest import Infra, running_gateway, running_link_service
 
 
@@ -114,11 +115,11 @@ def test_redirects_are_served_from_the_cache(
 ) -> None:
     code = create(client, "https://example.com/cached")
     assert client.get(f"/{code}").status_code == 302
-    assert cache.exists(f"link:v1:{code}")
+    assert cache.exists(LinkCache.key(code))
     # Behind the cache's back: the cache, not Postgres, answers the next one.
     sql(infra, "UPDATE links SET url = 'https://example.com/changed' WHERE code = $1", code)
     assert client.get(f"/{code}").headers["location"] == "https://example.com/cached"
-    cache.delete(f"link:v1:{code}")
+    cache.delete(LinkCache.key(code))
     assert client.get(f"/{code}").headers["location"] == "https://example.com/changed"
 
 
@@ -127,7 +128,7 @@ def test_unknown_codes_are_cached_and_a_new_alias_clears_the_entry(
 ) -> None:
     code = "scan-" + uuid.uuid4().hex[:8]
     assert client.get(f"/{code}").status_code == 404
-    assert cache.get(f"link:v1:{code}") == b""  # the negative entry
+    assert cache.get(LinkCache.key(code)) == b""  # the negative entry
     create(client, "https://example.com/now-exists", alias=code)
     assert client.get(f"/{code}").status_code == 302
 

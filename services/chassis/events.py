@@ -90,7 +90,8 @@ class LinkChanged:
     Written to the link service's outbox in the same transaction as the
     change, then relayed: consumers (analytics) learn links and their owners
     without calling the link service. ``url``, ``expires_at`` and
-    ``redirect_type`` are the state after the change (None once deleted).
+    ``redirect_type`` are the state after the change (None once deleted), as
+    is ``max_visits`` (added later as an optional field: still version 1).
     """
 
     event_id: str
@@ -101,6 +102,7 @@ class LinkChanged:
     expires_at: datetime | None
     redirect_type: int | None
     occurred_at: datetime
+    max_visits: int | None = None
     schema_version: int = 1
 
     def key(self) -> bytes:

@@ -34,11 +34,16 @@ _HIT, _MISS, _NEG, _ERR, _BYPASSED = (
 
 @dataclass(frozen=True, slots=True)
 class CachedLink:
-    """What a redirect needs: where to, how, and until when (epoch seconds)."""
+    """What a redirect needs: where to, how, and until when (epoch seconds).
+
+    ``limited`` marks a link with a visit limit: its entry only says "go and
+    count in Postgres" (resolver.py), it never serves a redirect by itself.
+    """
 
     url: str
     redirect_type: int
     expires_at: float | None
+    limited: bool = False
 
     def expired(self, now: float) -> bool:
         return self.expires_at is not None and now >= self.expires_at
@@ -63,7 +68,10 @@ class LinkCache:
 
     @staticmethod
     def key(code: str) -> str:
-        return f"link:v1:{code}"
+        # v2 added the "limited" flag: a v1 reader would have served limited
+        # links from the cache without counting them, so the versions never
+        # share entries.
+        return f"link:v2:{code}"
 
     async def get(self, code: str) -> CachedLink | _Negative | None:
         """The cached link, NEGATIVE for a known-unknown code, None on a miss."""
@@ -84,13 +92,13 @@ class LinkCache:
             _NEG.inc()
             return NEGATIVE
         _HIT.inc()
-        url, redirect_type, expires_at = orjson.loads(raw)
-        return CachedLink(url, redirect_type, expires_at)
+        url, redirect_type, expires_at, limited = orjson.loads(raw)
+        return CachedLink(url, redirect_type, expires_at, limited)
 
     async def put(self, code: str, link: CachedLink | _Negative) -> None:
         """Remember a lookup; a link is never kept past its expiry."""
         if isinstance(link, CachedLink):
-            value = orjson.dumps([link.url, link.redirect_type, link.expires_at])
+            value = orjson.dumps([link.url, link.redirect_type, link.expires_at, link.limited])
             ttl = self.ttl
             if link.expires_at is not None:
                 ttl = max(1, min(ttl, int(link.expires_at - time.time()) + 1))

@@ -19,6 +19,7 @@ __all__ = [
     "LinkExpired",
     "LinkNotFound",
     "NotLinkOwner",
+    "VisitLimitReached",
 ]
 
 
@@ -42,6 +43,11 @@ class LinkNotFound(NotFoundError):
 class LinkExpired(GoneError):
     code = "link_expired"
     title = "Link expired"
+
+
+class VisitLimitReached(GoneError):
+    code = "visit_limit_reached"
+    title = "Visit limit reached"
 
 
 class AliasTaken(ConflictError):

@@ -30,6 +30,7 @@ class Link(Base):
     __tablename__ = "links"
     __table_args__ = (
         CheckConstraint("redirect_type IN (301, 302, 307, 308)", name="redirect_type"),
+        CheckConstraint("max_visits IS NULL OR max_visits > 0", name="max_visits_positive"),
         # "My links, newest first, after this cursor" is one index range scan.
         Index("ix_links_owner_id_id", "owner_id", "id"),
     )
@@ -47,6 +48,11 @@ class Link(Base):
     # Deleted links keep their row, so their code is never handed out again
     # (a reused code would send old links in the wild somewhere new).
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # After this many redirects the link answers 410. ``visits`` counts only
+    # redirects served while a limit is set, in one atomic UPDATE each
+    # (repository.count_visit): unlimited links never pay a write per visit.
+    max_visits: Mapped[int | None] = mapped_column(BigInteger)
+    visits: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class OutboxMessage(Base):

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Row, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,6 +27,7 @@ class LinkRepository:
         redirect_type: int,
         expires_at: datetime | None,
         owner_id: uuid.UUID | None,
+        max_visits: int | None,
     ) -> Link | None:
         """Insert a link, or return None when ``code`` is taken.
 
@@ -41,6 +42,7 @@ class LinkRepository:
                 redirect_type=redirect_type,
                 expires_at=expires_at,
                 owner_id=owner_id,
+                max_visits=max_visits,
             )
             .on_conflict_do_nothing(index_elements=[Link.code])
             .returning(Link)
@@ -53,6 +55,28 @@ class LinkRepository:
         if for_update:
             query = query.with_for_update()
         return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def count_visit(self, code: str) -> Row[str, int, datetime | None] | None:
+        """Count one visit of a live, unexpired link still under its limit.
+
+        One statement: the row lock Postgres takes for the UPDATE serialises
+        racing visitors, and each re-checks ``visits < max_visits`` after the
+        previous one committed, so exactly ``max_visits`` of them get a row
+        back, however many race. None when the visit must be refused.
+        """
+        statement = (
+            update(Link)
+            .where(
+                Link.code == code,
+                Link.deleted_at.is_(None),
+                or_(Link.expires_at.is_(None), Link.expires_at > func.now()),
+                or_(Link.max_visits.is_(None), Link.visits < Link.max_visits),
+            )
+            .values(visits=Link.visits + 1)
+            .returning(Link.url, Link.redirect_type, Link.expires_at)
+            .execution_options(synchronize_session=False)
+        )
+        return (await self.session.execute(statement)).one_or_none()
 
     async def list_by_owner(
         self, owner_id: uuid.UUID, *, before_id: int | None, limit: int

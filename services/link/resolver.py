@@ -1,4 +1,9 @@
-"""Resolving a code to its target: the hot path, served from the cache."""
+"""Resolving a code to its target: the hot path, served from the cache.
+
+Links with a visit limit are the exception: the cache only tells that a
+link is limited, and every visit is counted (or refused) by one atomic
+UPDATE in Postgres. A cached copy would let visits past the limit slip by.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.chassis.db import session_scope
 from services.link.cache import NEGATIVE, CachedLink, LinkCache
 from services.link.codes import CODE_RE
-from services.link.exceptions import LinkExpired, LinkNotFound
+from services.link.exceptions import LinkExpired, LinkNotFound, VisitLimitReached
 from services.link.repository import LinkRepository
 
 __all__ = ["LinkResolver", "check_shape"]
@@ -39,7 +44,27 @@ class LinkResolver:
             raise LinkNotFound(f"No link with code '{code}'.")
         if link.expired(time.time()):
             raise LinkExpired(f"The link '{code}' has expired.")
+        if link.limited:
+            return await self._count_visit(code)
         return link
+
+    async def _count_visit(self, code: str) -> CachedLink:
+        """A visit of a limited link, counted in Postgres; the row's state wins over the cache."""
+        async with session_scope(self.sessions) as session:
+            repository = LinkRepository(session)
+            counted = await repository.count_visit(code)
+            # Refused: tell why, from the same transaction.
+            row = None if counted is not None else await repository.get_by_code(code)
+        if counted is not None:
+            url, redirect_type, expires_at = counted
+            return CachedLink(
+                url, redirect_type, expires_at.timestamp() if expires_at else None, limited=True
+            )
+        if row is None:
+            raise LinkNotFound(f"No link with code '{code}'.")
+        if row.expires_at is not None and row.expires_at.timestamp() <= time.time():
+            raise LinkExpired(f"The link '{code}' has expired.")
+        raise VisitLimitReached(f"The link '{code}' has had all the visits it allows.")
 
     async def _load_once(self, code: str) -> CachedLink | None:
         """Load a missed code from Postgres, once per process however many ask.
@@ -74,6 +99,6 @@ class LinkResolver:
             await self.cache.put(code, NEGATIVE)
             return None
         expires_at = row.expires_at.timestamp() if row.expires_at else None
-        link = CachedLink(row.url, row.redirect_type, expires_at)
+        link = CachedLink(row.url, row.redirect_type, expires_at, row.max_visits is not None)
         await self.cache.put(code, link)
         return link

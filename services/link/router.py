@@ -18,6 +18,7 @@ from services.link.dependencies import (
 )
 from services.link.models import Link
 from services.link.schemas import LinkCreate, LinkOut, LinkPage, LinkUpdate
+from services.link.service import PERMANENT_REDIRECTS
 
 __all__ = ["router"]
 
@@ -25,7 +26,6 @@ router = APIRouter()
 
 _PROBLEM: dict[str, Any] = {"content": {PROBLEM_JSON: {}}}
 _AUTH: dict[int | str, dict[str, Any]] = {401: _PROBLEM, 403: _PROBLEM, 404: _PROBLEM}
-_PERMANENT = frozenset({301, 308})
 
 
 def _out(link: Link, base_url: str) -> LinkOut:
@@ -37,6 +37,8 @@ def _out(link: Link, base_url: str) -> LinkOut:
             "created_at": link.created_at,
             "expires_at": link.expires_at,
             "redirect_type": link.redirect_type,
+            "max_visits": link.max_visits,
+            "visits": link.visits,
         }
     )
 
@@ -78,7 +80,7 @@ async def get_link(code: str, links: LinkServiceDep, settings: SettingsDep) -> L
 async def update_link(
     code: str, data: LinkUpdate, caller: CallerDep, links: LinkServiceDep, settings: SettingsDep
 ) -> LinkOut:
-    """Change a link's target, expiry or redirect type (owner only)."""
+    """Change a link's target, expiry, redirect type or visit limit (owner only)."""
     return _out(await links.update(code, data, caller), settings.public_base_url)
 
 
@@ -110,7 +112,7 @@ _MAX_STALE_TTL = 86_400
         307: {"description": "Temporary redirect, method kept"},
         308: {"description": "Permanent redirect, method kept"},
         404: _PROBLEM,
-        410: _PROBLEM,
+        410: {**_PROBLEM, "description": "Expired, or visit limit reached"},
     },
 )
 async def follow(
@@ -120,16 +122,19 @@ async def follow(
     link = await resolver.resolve(code)
     clicks.record(request, code)
     remaining = None if link.expires_at is None else max(0, int(link.expires_at - time.time()))
-    if link.redirect_type in _PERMANENT:
+    if link.redirect_type in PERMANENT_REDIRECTS and not link.limited:
         max_age = settings.permanent_redirect_max_age_seconds
         if remaining is not None:
             max_age = min(max_age, remaining)
         cache_control = f"public, max-age={max_age}"
     else:
-        # Every visit of a temporary redirect must reach us to be counted.
+        # Every visit of a temporary or limited redirect must reach us to be counted.
         cache_control = "private, no-store"
     headers = {"location": link.url, "cache-control": cache_control}
     stale_ttl = _MAX_STALE_TTL if remaining is None else min(_MAX_STALE_TTL, remaining)
+    if link.limited:
+        # A replay by the gateway would be a visit nobody counted against the limit.
+        stale_ttl = 0
     if stale_ttl > 0:
         # How long the gateway may replay this redirect if we go down
         # (gateway/stale.py); never past the link's expiry.

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["LinkCreate", "LinkOut", "LinkPage", "LinkUpdate", "RedirectType"]
+__all__ = ["MAX_VISITS_LIMIT", "LinkCreate", "LinkOut", "LinkPage", "LinkUpdate", "RedirectType"]
 
 RedirectType = Literal[301, 302, 307, 308]
 _URL = Field(
@@ -15,6 +15,19 @@ _URL = Field(
     examples=["https://example.com/some/long/path?with=query"],
 )
 _EXPIRES = Field(default=None, description="After this instant the link answers 410 Gone.")
+# A bound that keeps the number meaningful; a link needing more needs no limit.
+MAX_VISITS_LIMIT = 1_000_000_000
+_MAX_VISITS = Field(
+    default=None,
+    ge=1,
+    le=MAX_VISITS_LIMIT,
+    strict=True,  # "5", 5.0 and true are mistakes, not numbers
+    description=(
+        "After this many redirects the link answers 410 Gone (visit_limit_reached). "
+        "Counted exactly, in the database; such a link is never cached or replayed, "
+        "and cannot be a permanent (301/308) redirect."
+    ),
+)
 _REDIRECT_DOC = (
     "301/308 are permanent (browsers may cache them, and cached visits are not counted); "
     "302/307 are temporary. 307/308 keep the request method."
@@ -30,21 +43,23 @@ class LinkCreate(BaseModel):
     alias: str | None = Field(default=None, max_length=256, examples=["launch-2026"])
     expires_at: AwareDatetime | None = _EXPIRES
     redirect_type: RedirectType = Field(default=302, description=_REDIRECT_DOC)
+    max_visits: int | None = _MAX_VISITS
 
 
 class LinkUpdate(BaseModel):
-    """Fields to change; those left out stay as they are (``expires_at: null`` clears it)."""
+    """Fields to change; those left out stay as they are (``null`` clears expiry or limit)."""
 
     model_config = ConfigDict(extra="forbid")
 
     url: str | None = Field(default=None, max_length=4096)
     expires_at: AwareDatetime | None = _EXPIRES
     redirect_type: RedirectType | None = Field(default=None, description=_REDIRECT_DOC)
+    max_visits: int | None = _MAX_VISITS
 
     @model_validator(mode="after")
     def _something_to_change(self) -> LinkUpdate:
         if not self.model_fields_set:
-            raise ValueError("Give at least one of url, expires_at, redirect_type.")
+            raise ValueError("Give at least one of url, expires_at, redirect_type, max_visits.")
         if "url" in self.model_fields_set and self.url is None:
             raise ValueError("url cannot be null.")
         if "redirect_type" in self.model_fields_set and self.redirect_type is None:
@@ -61,6 +76,8 @@ class LinkOut(BaseModel):
     created_at: datetime
     expires_at: datetime | None
     redirect_type: RedirectType
+    max_visits: int | None
+    visits: int = Field(description="Redirects served while a visit limit was set.")
 
 
 class LinkPage(BaseModel):

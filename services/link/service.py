@@ -41,6 +41,7 @@ from services.link.urls import InvalidUrl, normalize_url
 
 __all__ = ["LinkService"]
 
+PERMANENT_REDIRECTS = frozenset({301, 308})
 # At the sizing in docs/capacity.md a collision is ~1 in 600 at the end of
 # year five; five in a row means something is wrong, not unlucky.
 MAX_CODE_ATTEMPTS = 5
@@ -74,6 +75,7 @@ class LinkService:
         if data.alias is not None and (problem := alias_problem(data.alias)) is not None:
             raise InvalidLink(problem)
         _check_expiry(data.expires_at)
+        _check_limit(data.max_visits, data.redirect_type)
         async with session_scope(self.sessions) as session:
             link = await self._insert(LinkRepository(session), data, url, _owner(caller))
             _record(session, "link.created", link)
@@ -105,7 +107,7 @@ class LinkService:
         return page, _encode_cursor(page[-1].id) if more else None
 
     async def update(self, code: str, data: LinkUpdate, caller: Identity) -> Link:
-        """Change target, expiry or type; the next redirect sees the change."""
+        """Change target, expiry, type or visit limit; the next redirect sees the change."""
         owner = _require_user(caller)
         check_shape(code)
         changes = data.model_dump(exclude_unset=True)
@@ -116,6 +118,9 @@ class LinkService:
             link = await self._owned(LinkRepository(session), code, owner)
             for field, value in changes.items():
                 setattr(link, field, value)
+            # Checked on the result: the limit and the type may come from
+            # this request or from the stored link. Raising rolls it all back.
+            _check_limit(link.max_visits, link.redirect_type)
             _record(session, "link.updated", link)
         self.events_committed()
         await self.cache.invalidate(code)
@@ -155,6 +160,7 @@ class LinkService:
             redirect_type=data.redirect_type,
             expires_at=data.expires_at,
             owner_id=owner,
+            max_visits=data.max_visits,
         )
         if data.alias is not None:
             link = await insert(code=data.alias)
@@ -184,6 +190,7 @@ def _record(session: AsyncSession, change: LinkChangeType, link: Link) -> None:
         expires_at=link.expires_at.astimezone(UTC) if live and link.expires_at else None,
         redirect_type=link.redirect_type if live else None,
         occurred_at=datetime.now(UTC),
+        max_visits=link.max_visits if live else None,
     )
     stage(session, LINKS_TOPIC, event.key(), event.to_json())
 
@@ -202,6 +209,14 @@ def _require_user(caller: Identity) -> uuid.UUID:
 def _check_expiry(expires_at: datetime | None) -> None:
     if expires_at is not None and expires_at <= datetime.now(UTC):
         raise InvalidLink("expires_at must be in the future.")
+
+
+def _check_limit(max_visits: int | None, redirect_type: int) -> None:
+    if max_visits is not None and redirect_type in PERMANENT_REDIRECTS:
+        raise InvalidLink(
+            "A link with max_visits cannot be a permanent redirect (301/308): "
+            "browsers would replay it without asking, and those visits would not count."
+        )
 
 
 def _encode_cursor(last_id: int) -> str:
