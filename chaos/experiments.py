@@ -8,6 +8,8 @@ starts it again: that restart is part of the recovery measured. ``pause``
 is SIGSTOP for ``hold_seconds``, then SIGCONT: a hung process, its
 connections open and nothing answering. ``roll`` replaces a process the way a
 deploy does: the new one first, then SIGTERM to the old one, which drains.
+``latency`` delays the link service's answers to a gateway by ``delay_ms``
+(chaos/latency.py: a `faulty` proxy locally, toxiproxy in compose).
 """
 
 from __future__ import annotations
@@ -30,11 +32,12 @@ __all__ = ["EXPERIMENTS", "Experiment", "by_name"]
 class Experiment:
     name: str
     component: str
-    fault: Literal["kill", "term", "pause", "roll"]
+    fault: Literal["kill", "term", "pause", "roll", "latency"]
     summary: str
     min_success: float  # share of redirects answered 3xx while the fault is on
     max_p99_ms: float  # over the same requests
-    hold_seconds: float = 0.0  # how long the piece stays down or frozen
+    hold_seconds: float = 0.0  # how long the piece stays down, frozen or slow
+    delay_ms: int = 0  # latency added to the link service's answers
     breaker: str | None = None  # the gateway breaker that must open, then close
     breaker_opens_within: float = 5.0
     probes: Sequence[Probe] = field(default=())
@@ -101,6 +104,20 @@ EXPERIMENTS: tuple[Experiment, ...] = (
         max_p99_ms=2600,
         breaker="link",
         breaker_opens_within=4,
+    ),
+    Experiment(
+        "latency-link",
+        "link",
+        "latency",
+        "link service answers 2.5 s late for 6 s (past the gateway's 2 s timeout)",
+        hold_seconds=6,
+        delay_ms=2500,
+        # Requests caught by the delay wait for the timeout, then get a stale replay;
+        # five timeouts open the breaker (the proxy's restart takes up to a second).
+        min_success=0.99,
+        max_p99_ms=2600,
+        breaker="link",
+        breaker_opens_within=5,
     ),
     Experiment(
         "kill-analytics",

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 import httpx
 
 from chaos.experiments import Experiment
+from chaos.latency import Latency
 from chaos.probes import (
     Context,
     all_hold,
@@ -39,6 +40,7 @@ __all__ = ["Outcome", "run_experiment"]
 STEADY_SECONDS = 3.0
 AFTER_SECONDS = 2.0
 CLICKS_TIMEOUT = 90.0
+CLICKS_SETTLED = 20.0
 
 
 @dataclass
@@ -100,14 +102,34 @@ async def run_experiment(
     experiment: Experiment, target: Target, context: Context, rate: float, links: int
 ) -> Outcome:
     outcome = Outcome(experiment)
-    if await asyncio.to_thread(wait_for, lambda: ready(target.gateway), 60) is None:
+    control = await asyncio.to_thread(target.latency) if experiment.fault == "latency" else None
+    try:
+        return await _run(experiment, target, context, rate, links, outcome, control)
+    finally:
+        if control is not None:
+            await asyncio.to_thread(control.close)
+
+
+async def _run(  # noqa: PLR0917 - one experiment's parts
+    experiment: Experiment,
+    target: Target,
+    context: Context,
+    rate: float,
+    links: int,
+    outcome: Outcome,
+    control: Latency | None,
+) -> Outcome:
+    # A latency experiment's traffic goes through the gateway behind the slow path.
+    gateway = control.gateway if control is not None else target.gateway
+    context = replace(context, gateway=gateway)
+    if await asyncio.to_thread(wait_for, lambda: ready(gateway), 60) is None:
         outcome.fail("the gateway was not ready before the experiment")
         return outcome
     context, codes = await asyncio.to_thread(seed, context, links)
-    traffic = Traffic(target.gateway, codes, rate)
+    traffic = Traffic(gateway, codes, rate)
     sending = asyncio.create_task(traffic.run())
     try:
-        await _phases(experiment, target, context, traffic, outcome)
+        await _phases(experiment, target, context, traffic, outcome, control)
     finally:
         await asyncio.sleep(AFTER_SECONDS)
         traffic.stop()
@@ -116,49 +138,40 @@ async def run_experiment(
     return outcome
 
 
-async def _phases(
+async def _phases(  # noqa: PLR0917 - one experiment's parts
     experiment: Experiment,
     target: Target,
     context: Context,
     traffic: Traffic,
     outcome: Outcome,
+    control: Latency | None,
 ) -> None:
+    gateway = context.gateway
     await asyncio.sleep(STEADY_SECONDS)
     steady = traffic.window(0, time.monotonic())
     if steady.success < 1.0:
         outcome.fail(f"steady state not met before the fault ({steady.statuses})")
         return
-    settled = lambda: ready(target.gateway) and not open_breakers(target.gateway)  # noqa: E731
+    settled = lambda: ready(gateway) and not open_breakers(gateway)  # noqa: E731
     if await asyncio.to_thread(wait_for, settled, 15) is None:
-        found = open_breakers(target.gateway)
+        found = open_breakers(gateway)
         outcome.fail(f"not steady before the fault (ready, breakers open: {found})")
         return
-    name, hold = experiment.component, experiment.hold_seconds
     t0 = time.monotonic()
-    if experiment.fault == "roll":
-        await asyncio.to_thread(target.roll, name)
-    elif experiment.fault == "pause":
-        await asyncio.to_thread(target.pause, name)
-    else:
-        signum = signal.SIGKILL if experiment.fault == "kill" else signal.SIGTERM
-        await asyncio.to_thread(target.kill, name, signum, hold)
-    opened = asyncio.create_task(asyncio.to_thread(_breaker_opened, experiment, target))
+    await asyncio.to_thread(_inject, experiment, target, control)
+    opened = asyncio.create_task(asyncio.to_thread(_breaker_opened, experiment, gateway))
     seen = await asyncio.to_thread(all_hold, experiment.probes, context)
     outcome.failures += [f"during the fault: {s}" for s in seen]
-    await asyncio.sleep(max(0.0, hold - (time.monotonic() - t0)))
+    await asyncio.sleep(max(0.0, experiment.hold_seconds - (time.monotonic() - t0)))
     removed = time.monotonic()
-    if experiment.fault == "pause":
-        await asyncio.to_thread(target.resume, name)
-    elif experiment.fault != "roll":
-        await asyncio.to_thread(target.restore, name)
-        await asyncio.to_thread(target.wait_back, name, 90)
+    await asyncio.to_thread(_remove, experiment, target, control)
     t1 = time.monotonic()
     outcome.observed.append(f"down {t1 - t0:.1f} s")
     _judge_fault_window(experiment, traffic.window(t0, t1), outcome, await opened)
     stale = sum(1 for s in traffic.samples if t0 <= s.sent < t1 and s.stale)
     if stale:
         outcome.observed.append(f"{stale} answered from the stale cache")
-    recovered = await _recovered(experiment, target, traffic, removed, t1)
+    recovered = await _recovered(experiment, gateway, traffic, removed, t1)
     if recovered is None:
         outcome.fail(f"not back to steady state within {experiment.max_rto_seconds:.0f} s")
     else:
@@ -167,12 +180,37 @@ async def _phases(
             outcome.fail(f"RTO {recovered:.1f} s")
 
 
-def _breaker_opened(experiment: Experiment, target: Target) -> float | None:
+def _inject(experiment: Experiment, target: Target, control: Latency | None) -> None:
+    name = experiment.component
+    if control is not None:
+        control.add(experiment.delay_ms)
+    elif experiment.fault == "roll":
+        target.roll(name)
+    elif experiment.fault == "pause":
+        target.pause(name)
+    else:
+        signum = signal.SIGKILL if experiment.fault == "kill" else signal.SIGTERM
+        target.kill(name, signum, experiment.hold_seconds)
+
+
+def _remove(experiment: Experiment, target: Target, control: Latency | None) -> None:
+    """End the fault; for a killed piece, until its supervisor has it back."""
+    name = experiment.component
+    if control is not None:
+        control.remove()
+    elif experiment.fault == "pause":
+        target.resume(name)
+    elif experiment.fault != "roll":
+        target.restore(name)
+        target.wait_back(name, 90)
+
+
+def _breaker_opened(experiment: Experiment, gateway: str) -> float | None:
     if experiment.breaker is None:
         return None
     name = experiment.breaker
     return wait_for(
-        lambda: breaker_state(target.gateway, name) == 1, experiment.breaker_opens_within, 0.05
+        lambda: breaker_state(gateway, name) == 1, experiment.breaker_opens_within, 0.05
     )
 
 
@@ -194,7 +232,7 @@ def _judge_fault_window(
 
 
 async def _recovered(
-    experiment: Experiment, target: Target, traffic: Traffic, removed: float, back: float
+    experiment: Experiment, gateway: str, traffic: Traffic, removed: float, back: float
 ) -> float | None:
     deadline = removed + experiment.max_rto_seconds + 30
     while time.monotonic() < deadline:
@@ -203,8 +241,8 @@ async def _recovered(
         fresh = last and all(300 <= s.status < 400 and not s.stale for s in last)
         # Every breaker, not only the experiment's: after a Redis fault the
         # gateway's rate-limit breaker closing is part of recovering.
-        closed = not await asyncio.to_thread(open_breakers, target.gateway)
-        if fresh and closed and await asyncio.to_thread(ready, target.gateway):
+        closed = not await asyncio.to_thread(open_breakers, gateway)
+        if fresh and closed and await asyncio.to_thread(ready, gateway):
             # Steady since the start of the clean second just seen, and not
             # before the piece was back.
             return max(back, now - 1.0) - removed
@@ -219,7 +257,18 @@ def _count_clicks(context: Context, traffic: Traffic, outcome: Outcome) -> None:
     def counted() -> int:
         return sum(counted_clicks(context, code) or 0 for code in expected)
 
-    wait_for(lambda: counted() >= outcome.clicks_expected, CLICKS_TIMEOUT, 1.0)
+    # Until all are counted, or the count has not moved for a while (the
+    # rest are lost), or the time is up.
+    last, moved_at, deadline = -1, time.monotonic(), time.monotonic() + CLICKS_TIMEOUT
+    while time.monotonic() < deadline:
+        now = counted()
+        if now >= outcome.clicks_expected:
+            break
+        if now != last:
+            last, moved_at = now, time.monotonic()
+        elif time.monotonic() - moved_at > CLICKS_SETTLED:
+            break
+        time.sleep(1.0)
     time.sleep(1.0)  # a moment longer, to see any click counted twice
     outcome.clicks_counted = counted()
     extra = outcome.clicks_counted - outcome.clicks_expected

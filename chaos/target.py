@@ -17,6 +17,7 @@ from typing import Protocol
 
 import httpx
 
+from chaos.latency import ComposeLatency, Latency, LocalLatency
 from infra.devstack import procfs
 from infra.devstack.procfs import signal_group
 from infra.devstack.state import Recorded, StateDir
@@ -42,6 +43,9 @@ class Target(Protocol):
 
     def roll(self, name: str) -> None:
         """Replace a piece by a fresh process, the way a deploy does; wait for it."""
+
+    def latency(self) -> Latency:
+        """Control over the latency between a gateway and the link service."""
 
 
 @dataclass
@@ -102,6 +106,9 @@ class LocalTarget:
             time.sleep(0.1)
         raise TimeoutError(f"{name} was not restarted within {timeout:.0f} s")
 
+    def latency(self) -> Latency:
+        return LocalLatency(self.state.root / "chaos")
+
     def roll(self, name: str) -> None:
         old = self._entry(name).pid
         self.state.request_restart(name)
@@ -146,6 +153,9 @@ class ComposeTarget:
 
     def resume(self, name: str) -> None:
         self._compose("unpause", self._service(name))
+
+    def latency(self) -> Latency:
+        return ComposeLatency(self.gateway)
 
     def roll(self, name: str) -> None:
         # nginx keeps sending to the other replica while this one restarts.
