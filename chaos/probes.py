@@ -119,7 +119,7 @@ def logins_unavailable_tokens_valid(context: Context) -> str | None:
 
 
 def writes_refused_quickly(context: Context) -> str | None:
-    """Creating a link answers 503 within a second, and nothing is created."""
+    """Creating a link answers 503 within a second."""
     started = time.monotonic()
     response = httpx.post(
         f"{context.gateway}/api/v1/links",

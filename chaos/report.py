@@ -39,7 +39,7 @@ def render(outcomes: Sequence[Outcome], target: str, rate: float, seconds: float
         observed = "; ".join(o.observed + o.failures)
         result = "pass" if o.passed else "**FAIL**"
         rto = f"{o.rto_seconds:.1f} s" if o.rto_seconds is not None else "-"
-        rpo = f"{o.rpo_events} events"
+        rpo = f"{o.rpo_events} event{'' if o.rpo_events == 1 else 's'}"
         lines.append(
             f"| **{e.name}**: {_cell(e.summary)} | {_cell(e.expectation())} "
             f"| {_cell(observed)} | {result} | {rto} | {rpo} |"
