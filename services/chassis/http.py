@@ -15,10 +15,21 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from services.chassis.context import REQUEST_ID_HEADER, accept_request_id, request_id_var
 from services.chassis.errors import send_problem
 
-__all__ = ["BodySizeLimitMiddleware", "RequestContextMiddleware", "read_body"]
+__all__ = ["BodySizeLimitMiddleware", "RequestContextMiddleware", "etag_matches", "read_body"]
 
 access_log = logging.getLogger("access")
 _REQUEST_ID = REQUEST_ID_HEADER.encode()
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """Whether an ``If-None-Match`` header lets a GET answer 304 (RFC 9110 13.1.2).
+
+    The header is ``*`` or a list of tags, compared weakly: ``W/"x"`` matches ``"x"``.
+    """
+    if not if_none_match:
+        return False
+    tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return "*" in tags or etag.removeprefix("W/") in tags
 
 
 class RequestContextMiddleware:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request, status
 from starlette.responses import Response
 
 from services.chassis.errors import PROBLEM_JSON
+from services.chassis.http import etag_matches
 from services.link.dependencies import (
     CallerDep,
     ClicksDep,
@@ -17,6 +18,7 @@ from services.link.dependencies import (
     SettingsDep,
 )
 from services.link.models import Link
+from services.link.qr import MAX_SIZE, MIN_SIZE, QrFormat, render
 from services.link.schemas import LinkCreate, LinkOut, LinkPage, LinkUpdate
 from services.link.service import PERMANENT_REDIRECTS
 
@@ -28,11 +30,15 @@ _PROBLEM: dict[str, Any] = {"content": {PROBLEM_JSON: {}}}
 _AUTH: dict[int | str, dict[str, Any]] = {401: _PROBLEM, 403: _PROBLEM, 404: _PROBLEM}
 
 
+def _short_url(base_url: str, code: str) -> str:
+    return f"{base_url.rstrip('/')}/{code}"
+
+
 def _out(link: Link, base_url: str) -> LinkOut:
     return LinkOut.model_validate(
         {
             "code": link.code,
-            "short_url": f"{base_url.rstrip('/')}/{link.code}",
+            "short_url": _short_url(base_url, link.code),
             "url": link.url,
             "created_at": link.created_at,
             "expires_at": link.expires_at,
@@ -74,6 +80,41 @@ async def list_links(
 async def get_link(code: str, links: LinkServiceDep, settings: SettingsDep) -> LinkOut:
     """A link's metadata, expired or not."""
     return _out(await links.get(code), settings.public_base_url)
+
+
+# A code is never reused, so its image never changes; a day bounds how long a
+# deleted link's image lingers in caches.
+_QR_CACHE = "public, max-age=86400"
+_QR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {"image/png": {}, "image/svg+xml": {}},
+        "description": "The image, with ETag and Cache-Control",
+    },
+    304: {"description": "Not modified (If-None-Match matched the ETag)"},
+    404: _PROBLEM,
+    422: _PROBLEM,
+}
+
+
+@router.get(
+    "/api/v1/links/{code}/qr", tags=["links"], response_class=Response, responses=_QR_RESPONSES
+)
+async def link_qr(
+    code: str,
+    request: Request,
+    links: LinkServiceDep,
+    settings: SettingsDep,
+    *,
+    kind: Annotated[QrFormat, Query(alias="format")] = "png",
+    size: Annotated[int, Query(ge=MIN_SIZE, le=MAX_SIZE, description="Width in pixels")] = 256,
+) -> Response:
+    """A QR code of the short link, PNG or SVG, at most ``size`` pixels wide; cacheable."""
+    link = await links.get(code)
+    image = render(_short_url(settings.public_base_url, link.code), kind, size)
+    headers = {"cache-control": _QR_CACHE, "etag": image.etag}
+    if etag_matches(request.headers.get("if-none-match"), image.etag):
+        return Response(status_code=304, headers=headers)
+    return Response(await image.draw_in_thread(), media_type=image.media_type, headers=headers)
 
 
 @router.patch("/api/v1/links/{code}", tags=["links"], responses={**_AUTH, 422: _PROBLEM})
