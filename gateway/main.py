@@ -25,6 +25,7 @@ from gateway.proxy import Upstream, UpstreamProxy, create_client
 from gateway.ratelimit import RateLimiter
 from gateway.resilience import build_guard
 from gateway.stale import StaleClicks, StaleRedirects
+from gateway.web import web_router
 from services.chassis.app import build_app
 from services.chassis.events import CLICKS_TOPIC
 from services.chassis.health import DependencyCheck
@@ -116,6 +117,9 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
         return get_swagger_ui_html(openapi_url="/openapi.json", title="URL shortener API")
+
+    # The web page at / and its fingerprinted assets (gateway/web/, docs/web.md).
+    app.include_router(web_router())
 
     return RedMetricsMiddleware(
         RequestContextMiddleware(EdgeRouter(app), access_log_enabled=settings.access_log)
