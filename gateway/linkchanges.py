@@ -74,10 +74,13 @@ class LinkChangeListener:
 
     def _apply(self, value: bytes | None) -> None:
         try:
-            code = orjson.loads(value or b"")["code"]
+            event = orjson.loads(value or b"")
+            code, change = event["code"], event["type"]
         except (orjson.JSONDecodeError, KeyError, TypeError):
             log.warning("unreadable link change skipped")
             return
-        if isinstance(code, str):
+        # A creation changes no redirect anyone has seen (the code was unknown,
+        # and unknown codes are not kept); dropping on it would only cost a miss.
+        if isinstance(code, str) and change != "link.created":
             self._cache.invalidate(code)
             INVALIDATIONS.inc()
