@@ -67,3 +67,6 @@ class GatewaySettings(ServiceSettings, RedisSettings, KafkaSettings, InternalAut
     ratelimit_create_anonymous: str = "10/minute"
     ratelimit_auth: str = "10/minute"
     ratelimit_api: str = "1200/minute"
+    # How often the redirect policy's local counts are shared through Redis:
+    # the window in which other replicas' hits are not yet seen (gateway/windows.py).
+    ratelimit_sync_seconds: float = Field(0.1, gt=0)

@@ -56,6 +56,7 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = create_client(settings)
         limiter = RateLimiter(settings)
+        limiter.start()
         # Only the clicks of redirects the gateway answers itself (gateway/stale.py).
         clicks = EventPublisher(settings, CLICKS_TOPIC, capacity=settings.click_buffer_capacity)
         await clicks.start()
@@ -98,6 +99,7 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
             app.state.draining = True
             await link_changes.stop()
             await client.aclose()
+            await limiter.stop()
             await clicks.stop(settings.shutdown_timeout_seconds)
 
     app = build_app(
@@ -144,7 +146,7 @@ def _probe(client: httpx.AsyncClient, base_url: str) -> Callable[[], Awaitable[N
 
 def _storage_probe(limiter: RateLimiter) -> Callable[[], Awaitable[None]]:
     async def probe() -> None:
-        if not await limiter.storage.check():
+        if not await limiter.reachable():
             raise ConnectionError("rate-limit storage unreachable")
 
     return probe

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 
 import httpx
+import pytest
 import redis
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
+from gateway.windows import BatchedWindows, position
 from tests.accounts import register
 from tests.conftest import Infra, running_gateway
 
@@ -126,7 +131,10 @@ def test_with_redis_down_redirects_flow_and_login_is_closed(
         code = http.post("/api/v1/links", json={"url": "https://example.com/d"}).json()["code"]
         redirect = http.get(f"/{code}")
         assert redirect.status_code == 302
-        assert "ratelimit-limit" not in redirect.headers
+        # Still limited, by this replica's own count (gateway/windows.py).
+        assert int(redirect.headers["ratelimit-remaining"]) < int(
+            redirect.headers["ratelimit-limit"]
+        )
         login = http.post(
             "/api/v1/auth/login", json={"email": "a@example.com", "password": "x" * 12}
         )
@@ -134,3 +142,99 @@ def test_with_redis_down_redirects_flow_and_login_is_closed(
         assert login.json()["code"] == "rate_limiter_unavailable"
         assert "retry-after" in login.headers
         assert http.get("/readyz").json()["checks"]["redis"] == "down"
+
+
+def test_redirects_are_limited_without_waiting_for_redis(
+    infra: Infra, link_url: str, user_url: str
+) -> None:
+    with limited_gateway(infra, link_url, user_url, ratelimit_redirect="5/hour") as http:
+        code = http.post("/api/v1/links", json={"url": "https://example.com/b"}).json()["code"]
+        statuses = [http.get(f"/{code}").status_code for _ in range(7)]
+        assert statuses == [302] * 5 + [429] * 2
+
+
+class WallClock:
+    """A settable wall clock, in the middle of an hour-long window."""
+
+    def __init__(self) -> None:
+        self.now = 3600.0 * 500_000 + 1800.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def shared_redis(infra: Infra) -> AsyncIterator[Redis]:
+    client = Redis.from_url(f"redis://127.0.0.1:{infra.ports.redis}/{next(_databases)}")
+    await client.flushdb()
+    yield client
+    await client.flushdb()
+    await client.aclose()
+
+
+async def test_one_replica_counting_in_batches_admits_exactly_the_limit(
+    shared_redis: Redis,
+) -> None:
+    clock = WallClock()
+    windows = BatchedWindows(shared_redis, clock)
+    at = position(clock(), 3600)
+    allowed = 0
+    for hit in range(150):
+        allowed += windows.hit("redirect:198.51.100.1", 100, at)[0]
+        if hit % 7 == 0:
+            await windows.sync()
+    await windows.sync()
+    assert allowed == 100
+    assert await stored(shared_redis, "redirect:198.51.100.1", at.index) == 100
+
+
+async def test_replicas_counting_in_batches_overshoot_by_at_most_one_interval(
+    shared_redis: Redis,
+) -> None:
+    """The stated tolerance (gateway/windows.py): with R replicas, at most
+    (R - 1) x the hits one replica admits between two synchronisations."""
+    clock = WallClock()
+    replicas = [BatchedWindows(shared_redis, clock) for _ in range(3)]
+    at = position(clock(), 3600)
+    per_interval = 4  # hits each replica takes between two synchronisations
+    allowed = 0
+    for _ in range(40):
+        for replica in replicas:
+            for _ in range(per_interval):
+                allowed += replica.hit("redirect:203.0.113.9", 100, at)[0]
+        await asyncio.gather(*(replica.sync() for replica in replicas))
+    tolerance = (len(replicas) - 1) * per_interval
+    assert 100 <= allowed <= 100 + tolerance
+    # Redis holds every admitted hit: the global count is the truth for all.
+    assert await stored(shared_redis, "redirect:203.0.113.9", at.index) == allowed
+
+
+async def test_the_previous_window_still_counts_for_its_overlap(shared_redis: Redis) -> None:
+    clock = WallClock()
+    windows = BatchedWindows(shared_redis, clock)
+    for _ in range(100):
+        windows.hit("redirect:192.0.2.4", 100, position(clock(), 3600))
+    await windows.sync()
+    clock.now += 1800 + 900  # a quarter into the next window: three quarters of the 100 still count
+    at = position(clock(), 3600)
+    admitted = sum(windows.hit("redirect:192.0.2.4", 100, at)[0] for _ in range(100))
+    assert admitted == 25
+
+
+async def test_hits_counted_while_redis_is_away_still_count_here() -> None:
+    clock = WallClock()
+    at = position(clock(), 3600)
+    away = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
+    windows = BatchedWindows(away, clock)
+    assert [windows.hit("redirect:192.0.2.8", 5, at)[0] for _ in range(3)] == [True] * 3
+    with pytest.raises(RedisError):
+        await windows.sync()
+    # Kept to be sent later, and counted meanwhile: two more, not five.
+    assert [windows.hit("redirect:192.0.2.8", 5, at)[0] for _ in range(3)] == [True, True, False]
+    await away.aclose()
+
+
+async def stored(client: Redis, name: str, index: int) -> int:
+    """The count Redis holds for ``name`` in window ``index``."""
+    value = await client.get(f"rl:{{{name}}}:{index}")
+    return int(value or 0)
