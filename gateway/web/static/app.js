@@ -251,11 +251,23 @@
     $("#stats-title").textContent = `Stats of ${code}`;
     const from = new Date(Date.now() - 29 * DAY_MS).toISOString();
     const path = `/api/v1/links/${encodeURIComponent(code)}/stats?granularity=day&from=${from}`;
-    Stats.show(await Api.call("GET", path));
+    try {
+      Stats.show(await Api.call("GET", path));
+    } catch (error) {
+      if (error.code !== "link_not_found") throw error;
+      // Analytics learns of a link from its events, seconds after it is made.
+      Stats.clear();
+      say("No stats for this link yet: they appear a few seconds after its first click.");
+    }
   }
 
   // ---- wiring
   document.addEventListener("DOMContentLoaded", () => {
+    // The skip link moves focus, not the address: "#main" is not a view.
+    $(".skip").addEventListener("click", (event) => {
+      event.preventDefault();
+      $("#main").focus();
+    });
     $("#shorten-form").addEventListener("submit", shorten);
     $("#copy").addEventListener("click", copy);
     $("#login-form").addEventListener("submit", login);

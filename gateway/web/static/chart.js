@@ -29,7 +29,6 @@ const Chart = (() => {
       role: "img",
       "aria-label": `${total} clicks in ${points.length} days; the most in one day: ${top}.`,
       class: "chart",
-      preserveAspectRatio: "none",
     });
     const slot = WIDTH / Math.max(1, points.length);
     points.forEach((point, i) => {

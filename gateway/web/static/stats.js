@@ -41,5 +41,11 @@ const Stats = (() => {
     table("#stats-browsers", "Browser", stats.devices.browser.map((d) => [d.name, d.clicks]));
   }
 
-  return {show};
+  function clear() {
+    for (const id of ["totals", "chart", "referrers", "devices", "browsers"]) {
+      $(`#stats-${id}`).replaceChildren();
+    }
+  }
+
+  return {clear, show};
 })();
