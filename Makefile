@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 PY := .venv/bin/python
 
-.PHONY: help install dev down status test lint fmt clean bench-pipeline bench load dr-drill api-docs bench-tracing compose-up compose-down kind-up kind-down rules-test chaos
+.PHONY: help install dev down status test lint fmt clean bench-pipeline bench load dr-drill api-docs bench-tracing compose-up compose-down kind-up kind-down rules-test chaos screenshots
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -57,6 +57,9 @@ dr-drill: install ## Back up, destroy and restore the databases on an own stack;
 
 api-docs: install ## Export the OpenAPI documents and event schemas the services serve -> docs/api/
 	@$(PY) -m infra.apidocs
+
+screenshots: install ## Browser tests of the web page (Debian's chromium), screenshots -> docs/screenshots/
+	@WEB_SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest -q tests/test_web_browser.py
 
 clean: down ## Stop the stack and delete its state (.devstack/)
 	@rm -rf .devstack
