@@ -120,6 +120,15 @@ EXPERIMENTS: tuple[Experiment, ...] = (
         breaker_opens_within=5,
     ),
     Experiment(
+        "restart-analytics",
+        "analytics",
+        "term",
+        "analytics service stopped (SIGTERM): finishes its batch, leaves its group; back 3 s later",
+        hold_seconds=3,
+        min_success=1.0,
+        max_p99_ms=500,
+    ),
+    Experiment(
         "kill-analytics",
         "analytics",
         "kill",

@@ -85,7 +85,7 @@ async def _partitions(bootstrap: str) -> dict[str, int]:
 
 def test_postgres_init_gives_each_service_its_own_database(workdir: Path) -> None:
     port = free_port()
-    server = start_postgres(workdir / "pg", port, workdir / "postgres.log")
+    server = start_postgres(workdir / "pg-init-script", port, workdir / "pg-init-script.log")
     env = {
         "PATH": os.environ["PATH"],
         "PGHOST": "127.0.0.1",
