@@ -124,7 +124,11 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
     app.include_router(web_router())
 
     return RedMetricsMiddleware(
-        RequestContextMiddleware(EdgeRouter(app), access_log_enabled=settings.access_log)
+        RequestContextMiddleware(
+            EdgeRouter(app),
+            access_log_enabled=settings.access_log,
+            access_log_sample=settings.access_log_sample,
+        )
     )
 
 
