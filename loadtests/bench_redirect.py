@@ -5,12 +5,14 @@ Starts a whole stack of its own on free ports (the same launchers as
 measures, one after another:
 
 1. closed loop (wrk): the floor; the link service alone, cache hit; the full
-   path through the gateway, cache hit; the full path on cache misses (codes
-   never followed, link cache flushed); link creation through the gateway;
+   path through the gateway, hot link (answered from the gateway's redirect
+   cache); the same through a second gateway with that cache off (the link
+   hop); the full path on cache misses (codes never followed, link cache
+   flushed); link creation through the gateway;
 2. open loop: a fixed offered rate of redirects through the gateway, latency
    from each request's intended send time, and the floor at the same rate;
 3. idle memory of the stack, and the seconds a warm start takes;
-4. a py-spy profile of the gateway and the link service on the hot path.
+4. a py-spy profile of the gateway on the hot path.
 
 The rate limiter is set out of the way; access logs stay on, as shipped.
 Results go to stdout and to the ``bench`` section of ``docs/performance.md``.
@@ -34,8 +36,7 @@ from pathlib import Path
 import httpx
 import redis
 
-from infra.devstack.managed import ManagedProcess, accepts_tcp, free_port, wait_ready
-from infra.devstack.processes import start_python
+from infra.devstack.managed import ManagedProcess, free_port
 from infra.devstack.procfs import stack_rss_bytes
 from infra.devstack.stack import INTERNAL_AUTH_KEY, REPO_ROOT, Ports, start_stack, stop_stack
 from infra.devstack.state import StateDir
@@ -52,6 +53,7 @@ from loadtests.profile import (
     summarize,
 )
 from loadtests.redirect_report import BenchRun, Measured, render
+from loadtests.sideprocs import start_floor, uncached_gateway
 from loadtests.wrk import MAX_SECONDS, cycle_script, post_json_script, run_wrk
 from services.chassis.identity import GatewaySigner, Identity
 
@@ -174,8 +176,12 @@ class Bench:
             direct = self.closed(
                 "a. link service alone, cache hit", self.link + path, headers=signed
             )
-            hot = self.closed("b. gateway → link, cache hit, click recorded", self.gateway + path)
+            hot = self.closed(
+                "b. gateway, hot link (gateway's redirect cache), click recorded",
+                self.gateway + path,
+            )
             run.profiled_rate, run.profiles = self.profile(self.gateway + path)
+            hop = self.measure_link_hop(path)
             create = self.closed(
                 "d. create a link through the gateway (API key)",
                 f"{self.gateway}/api/v1/links",
@@ -189,7 +195,7 @@ class Bench:
             needed = math.ceil(hot.wrk.good_rate * run.seconds * 0.5)
             codes = self.fresh_codes(http, owner, path.lstrip("/"), needed, create.wrk.good_rate)
             cold = self.measure_misses(codes)
-            run.scenarios = [direct, hot, cold, create]
+            run.scenarios = [direct, hot, hop, cold, create]
             http.get(path)  # back in the cache after the flush
             self.settle()
             result = run_open_loop(self.gateway + path, rate=run.offered_rate, seconds=run.seconds)
@@ -209,6 +215,25 @@ class Bench:
         finally:
             floor.stop()
             del self.pids["floor"]
+
+    def measure_link_hop(self, path: str) -> Measured:
+        """Row b without the gateway's redirect cache: a second gateway with it
+        off, every redirect through the link service (its cache hit)."""
+        with uncached_gateway(self.ports, self.state.log("gateway-uncached")) as (url, pid):
+            # Its CPU is the row's gateway column; the stack's gateway idles.
+            stack_gateway, self.pids["gateway"] = self.pids["gateway"], pid
+            try:
+                measured = self.closed(
+                    "b2. gateway → link, gateway cache off, link cache hit", url + path
+                )
+                self.settle()
+                result = run_open_loop(
+                    url + path, rate=self.run.offered_rate, seconds=self.run.seconds
+                )
+                self.run.open_loop.append(("gateway → link, gateway cache off", result))
+            finally:
+                self.pids["gateway"] = stack_gateway
+        return measured
 
     def fresh_codes(
         self, http: httpx.Client, owner: Account, hot: str, needed: int, create_rate: float
@@ -246,8 +271,9 @@ class Bench:
         return {result: float(value) for result, value in _LOOKUPS.findall(text)}
 
     def profile(self, url: str) -> tuple[float, dict[str, ProcessProfile]]:
-        """py-spy on the gateway and the link service during one more hot-path run."""
-        watched = {name: self.pids[name] for name in ("gateway", "link")}
+        """py-spy on the gateway during one more hot-path run (the link service
+        is idle then: the gateway answers from its redirect cache)."""
+        watched = {"gateway": self.pids["gateway"]}
         self.settle()
         spies = record(watched, self.run.seconds, PROFILES)
         time.sleep(0.5)  # attached before the load starts
@@ -260,14 +286,6 @@ class Bench:
         for spy in spies:
             spy.wait(timeout=60)
         return result.good_rate, {name: summarize(PROFILES / f"{name}.txt") for name in watched}
-
-
-def start_floor(port: int, log: Path) -> ManagedProcess:
-    argv = ["-m", "loadtests.floor", "--port", str(port)]
-    floor = start_python("floor", argv, {}, log, None, cwd=REPO_ROOT)
-    # No readiness route: the floor is one route and nothing else.
-    wait_ready(floor, lambda: accepts_tcp(port), 30, "accept connections")
-    return floor
 
 
 def signed_headers(path: str) -> dict[str, str]:

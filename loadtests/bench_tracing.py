@@ -38,10 +38,11 @@ from infra.devstack.stack import REPO_ROOT, Ports, start_stack, stop_stack
 from infra.devstack.state import StateDir
 from infra.provenance import machine
 from loadtests import tracing_cost
-from loadtests.bench_redirect import UNLIMITED, Bench, start_floor
+from loadtests.bench_redirect import UNLIMITED, Bench
 from loadtests.docpage import write_section
 from loadtests.floor import FLOOR_CODE
 from loadtests.redirect_report import BenchRun, Measured
+from loadtests.sideprocs import start_floor
 from loadtests.wrk import MAX_SECONDS
 from services.chassis.tracing_kafka import message_context
 from tests.otlp_receiver import OtlpReceiver

@@ -205,9 +205,9 @@ process and its children over the row's run, divided by its requests):
 
 {_cpu(run)}
 
-py-spy, {RATE_HZ} samples/s for {run.seconds:.0f} s on the gateway and the link
-service while wrk drove the hot path through the gateway
-({run.profiled_rate:,.0f} req/s while sampled). Inclusive: share of the
+py-spy, {RATE_HZ} samples/s for {run.seconds:.0f} s on {" and ".join(run.profiles)}
+while wrk drove the hot path through the gateway (row b,
+{run.profiled_rate:,.0f} req/s while sampled). Inclusive: share of the
 process's samples with that function on the stack. Exclusive: share whose
 innermost Python frame is in that package. Raw stacks: `.devstack/bench/profile/`.
 
