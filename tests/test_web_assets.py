@@ -34,6 +34,10 @@ def test_the_page_is_revalidated_on_every_load_and_answers_304_when_unchanged(
     assert again.content == b""
     assert again.headers["etag"] == etag
     assert client.get("/", headers={**PLAIN, "if-none-match": '"old"'}).status_code == 200
+    head = client.head("/", headers=PLAIN)
+    assert head.status_code == 200
+    assert head.headers["etag"] == etag
+    assert head.content == b""
 
 
 def test_every_asset_the_page_names_is_fingerprinted_immutable_and_typed(

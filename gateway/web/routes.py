@@ -34,11 +34,12 @@ def web_router(bundle: Bundle | None = None) -> APIRouter:
     files = bundle or load_bundle(headers=PAGE_HEADERS)
     router = APIRouter(include_in_schema=False)
 
-    @router.get("/")
+    # HEAD too: uptime checks and link previews ask with it (the server drops the body).
+    @router.api_route("/", methods=["GET", "HEAD"])
     async def page(request: Request) -> Response:
         return files.page.respond(request)
 
-    @router.get("/assets/{name}")
+    @router.api_route("/assets/{name}", methods=["GET", "HEAD"])
     async def asset(name: str, request: Request) -> Response:
         found = files.assets.get(name)
         if found is None:
