@@ -195,3 +195,24 @@ def test_links_are_edited_and_deleted_with_the_keyboard_on_a_phone_screen(
     page.keyboard.press("Enter")
     expect(page.get_by_role("status")).to_have_text(f"Deleted {code}.")
     expect(page.get_by_text("No links yet.")).to_be_visible()
+
+
+def test_api_errors_are_explained_in_words(browser: Browser, gateway_url: str) -> None:
+    page = open_page(browser, gateway_url)
+    page.goto("/#shorten")
+    alert = page.get_by_role("alert")
+    page.get_by_label("Long URL").fill("javascript:alert(1)")
+    page.get_by_role("button", name="Shorten", exact=True).click()
+    # invalid_link: the server's own detail says what to change.
+    expect(alert).to_contain_text("http")
+    alias = f"taken-{uuid.uuid4().hex[:8]}"
+    page.get_by_text("More options").click()
+    page.get_by_label("Alias (optional)").fill(alias)
+    for _ in range(2):
+        page.get_by_label("Long URL").fill(TARGET)
+        page.get_by_role("button", name="Shorten", exact=True).click()
+    expect(alert).to_have_text("That alias is already taken. Choose another one.")
+    page.get_by_label("Alias (optional)").fill("")
+    page.get_by_label("Maximum visits (optional)").fill("0")
+    page.get_by_role("button", name="Shorten", exact=True).click()
+    expect(alert).to_have_text(re.compile(r"^Please check: max_visits: .+\.$"))

@@ -7,6 +7,8 @@
   const VIEWS = ["shorten", "account", "links", "stats"];
   const DAY_MS = 86400000;
   let nextCursor = null;
+  // Set while the page itself navigates: the message it just showed stays.
+  let keepMessage = false;
 
   // ---- messages: one error (role=alert) and one notice (role=status) at a time
   function say(text, kind = "notice") {
@@ -27,6 +29,11 @@
       await action();
     } catch (error) {
       say(error instanceof Api.ApiError ? error.message : String(error), "error");
+      // A session that could not be renewed is gone: show the page as logged out.
+      if (error.status === 401 && Api.session() === null) {
+        keepMessage = true;
+        location.hash = "#account";
+      }
     }
   }
 
@@ -46,9 +53,6 @@
     if (name === "links") attempt(() => loadLinks(true));
     if (name === "stats") attempt(() => loadStats(decodeURIComponent(arg || "")));
   }
-
-  // Set while the page itself navigates: the message it just showed stays.
-  let keepMessage = false;
 
   function go(hash) {
     if (location.hash === hash) {
