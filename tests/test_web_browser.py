@@ -119,7 +119,6 @@ def test_shorten_follow_log_in_and_see_the_click_on_the_stats_page(
     expect(page.get_by_role("heading", name="My links")).to_be_visible()
     row = page.locator("#links-body tr", has_text=code)
     expect(row).to_be_visible()
-    shot(page, "links")
 
     # The click travels link service -> broker -> analytics: reload until it lands.
     clicks = page.locator("#stats-totals dd").first
@@ -136,6 +135,9 @@ def test_shorten_follow_log_in_and_see_the_click_on_the_stats_page(
     expect(page.locator("#stats-devices")).to_contain_text("desktop")
     expect(page.locator("#stats-chart svg rect.bar")).to_have_count(30)
     shot(page, "stats")
+    page.get_by_role("link", name="Back to my links").click()
+    expect(row.locator('td[data-label="Clicks"]')).to_have_text("1")
+    shot(page, "links")
 
 
 def test_a_rate_limited_login_says_how_long_to_wait(
