@@ -174,3 +174,15 @@ def test_a_permanent_redirect_cannot_have_a_limit(client: httpx.Client, owner: A
     assert changed.status_code == 422
     # Rolled back: still a counted temporary redirect.
     assert client.get(f"/api/v1/links/{code}").json()["redirect_type"] == 302
+
+
+def test_only_the_owner_sees_how_many_visits_an_owned_link_had(
+    client: httpx.Client, owner: Account
+) -> None:
+    code = create(client, owner, max_visits=3)
+    assert client.get(f"/{code}").status_code == 302
+    mine = client.get(f"/api/v1/links/{code}", headers=owner.bearer).json()
+    assert (mine["visits"], mine["max_visits"]) == (1, 3)
+    # Like its stats: usage is the owner's. The limit itself is public, as the expiry is.
+    theirs = client.get(f"/api/v1/links/{code}").json()
+    assert (theirs["visits"], theirs["max_visits"]) == (None, 3)

@@ -20,7 +20,7 @@ from services.link.dependencies import (
 from services.link.models import Link
 from services.link.qr import MAX_SIZE, MIN_SIZE, QrFormat, render
 from services.link.schemas import LinkCreate, LinkOut, LinkPage, LinkUpdate
-from services.link.service import PERMANENT_REDIRECTS
+from services.link.service import PERMANENT_REDIRECTS, usage_visible
 
 __all__ = ["router"]
 
@@ -34,7 +34,7 @@ def _short_url(base_url: str, code: str) -> str:
     return f"{base_url.rstrip('/')}/{code}"
 
 
-def _out(link: Link, base_url: str) -> LinkOut:
+def _out(link: Link, base_url: str, *, usage: bool = True) -> LinkOut:
     return LinkOut.model_validate(
         {
             "code": link.code,
@@ -44,7 +44,7 @@ def _out(link: Link, base_url: str) -> LinkOut:
             "expires_at": link.expires_at,
             "redirect_type": link.redirect_type,
             "max_visits": link.max_visits,
-            "visits": link.visits,
+            "visits": link.visits if usage else None,
         }
     )
 
@@ -77,9 +77,12 @@ async def list_links(
 
 
 @router.get("/api/v1/links/{code}", tags=["links"], responses={404: _PROBLEM})
-async def get_link(code: str, links: LinkServiceDep, settings: SettingsDep) -> LinkOut:
-    """A link's metadata, expired or not."""
-    return _out(await links.get(code), settings.public_base_url)
+async def get_link(
+    code: str, caller: CallerDep, links: LinkServiceDep, settings: SettingsDep
+) -> LinkOut:
+    """A link's metadata, expired or not (its visit count for its owner only)."""
+    link = await links.get(code)
+    return _out(link, settings.public_base_url, usage=usage_visible(link, caller))
 
 
 # A code is never reused, so its image never changes; a day bounds how long a

@@ -77,7 +77,10 @@ class LinkOut(BaseModel):
     expires_at: datetime | None
     redirect_type: RedirectType
     max_visits: int | None
-    visits: int = Field(description="Redirects served while a visit limit was set.")
+    visits: int | None = Field(
+        description="Redirects served while a visit limit was set; null for anyone but the "
+        "owner of an owned link (usage is the owner's, like its stats)."
+    )
 
 
 class LinkPage(BaseModel):

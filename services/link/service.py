@@ -39,7 +39,7 @@ from services.link.resolver import check_shape
 from services.link.schemas import LinkCreate, LinkUpdate
 from services.link.urls import InvalidUrl, normalize_url
 
-__all__ = ["LinkService"]
+__all__ = ["PERMANENT_REDIRECTS", "LinkService", "usage_visible"]
 
 PERMANENT_REDIRECTS = frozenset({301, 308})
 # At the sizing in docs/capacity.md a collision is ~1 in 600 at the end of
@@ -193,6 +193,12 @@ def _record(session: AsyncSession, change: LinkChangeType, link: Link) -> None:
         max_visits=link.max_visits if live else None,
     )
     stage(session, LINKS_TOPIC, event.key(), event.to_json())
+
+
+def usage_visible(link: Link, caller: Identity) -> bool:
+    """Whether ``caller`` may see how much ``link`` was used: as for its stats,
+    the owner of an owned link, anyone for an anonymous one."""
+    return link.owner_id is None or link.owner_id == _owner(caller)
 
 
 def _owner(caller: Identity) -> uuid.UUID | None:
