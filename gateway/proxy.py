@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from dataclasses import dataclass
 
 import httpx
@@ -22,7 +21,7 @@ from gateway.resilience import BulkheadFull, UpstreamGuard
 from gateway.routes import REDIRECT_TEMPLATE
 from gateway.stale import STALE_TTL_HEADER
 from services.chassis.breaker import BreakerOpen
-from services.chassis.context import REQUEST_ID_HEADER, request_id_var
+from services.chassis.context import REQUEST_ID_HEADER, new_id, request_id_var
 from services.chassis.errors import send_problem
 from services.chassis.events import CLICK_ID_HEADER
 from services.chassis.http import read_body
@@ -136,9 +135,7 @@ class UpstreamProxy:
         # A redirect (GET /{code}) may be replayed from the stale cache.
         code = scope["path"][1:] if _is_redirect(upstream, scope) else None
         # One id per visit, whoever ends up answering it (gateway/stale.py).
-        # 128 random bits in hex, as the link service expects: os.urandom
-        # alone, a fifth of uuid4's cost (a measurable share of a cached redirect).
-        click_id = os.urandom(16).hex() if code is not None else None
+        click_id = new_id() if code is not None else None
         outage = Outage(upstream.name, scope, send, identity, extra_headers, code, click_id)
         if code is not None:
             fresh = await self.fallback.serve_fresh(outage)

@@ -133,7 +133,7 @@ def running_gateway(
 ) -> Iterator[str]:
     """A gateway process in front of ``link_url``; yields its base URL."""
     port = port or free_port()
-    settings = {**GENEROUS_LIMITS, **NO_REDIRECT_CACHE, **(settings or {}), **overrides}
+    settings = {**GENEROUS_LIMITS, **GATEWAY_TEST_SETTINGS, **(settings or {}), **overrides}
     env = settings_for(infra, "gateway", port, link_service_url=link_url, **settings)
     url = f"http://127.0.0.1:{port}"
     process = start_python(
@@ -177,9 +177,10 @@ GENEROUS_LIMITS = {
     "ratelimit_redirect": "100000/minute",
     "ratelimit_api": "100000/minute",
 }
-# Tests observe the link service's own answers through the gateway; the
-# gateway's redirect cache is tested where it is turned on (test_redirect_cache.py).
-NO_REDIRECT_CACHE = {"redirect_cache_seconds": "0"}
+# Tests observe the link service's own answers through the gateway (the
+# redirect cache is tested where it is turned on, test_redirect_cache.py),
+# and read the access line of any request (the shipped gateway samples them).
+GATEWAY_TEST_SETTINGS = {"redirect_cache_seconds": "0", "access_log_sample": "1"}
 # argon2id at its production cost takes 60-80 ms a hash; the suite hashes hundreds.
 FAST_HASHING = {"argon2_time_cost": "1", "argon2_memory_cost_kib": "8192"}
 
