@@ -13,6 +13,7 @@ import pytest
 from services.chassis.identity import Identity
 from tests.accounts import Account, register
 from tests.conftest import Infra, running_gateway, running_link_service
+from tests.metrics import metric
 from tests.user_client import SIGNER
 
 
@@ -70,6 +71,9 @@ def test_a_limited_link_redirects_max_visits_times_then_answers_410(
     client: httpx.Client, link_url: str
 ) -> None:
     code = create(client, max_visits=2)
+    counted_before, refused_before = (
+        metric(link_url, "link_limited_visits_total", result=r) for r in ("counted", "refused")
+    )
     for _ in range(2):
         response = follow_direct(link_url, code)
         assert response.status_code == 302
@@ -81,6 +85,9 @@ def test_a_limited_link_redirects_max_visits_times_then_answers_410(
     assert refused.headers["content-type"] == "application/problem+json"
     assert refused.json()["code"] == "visit_limit_reached"
     assert client.get(f"/api/v1/links/{code}").json()["visits"] == 2
+    # The session's gateway goes to the same link service: the figures are exact.
+    assert metric(link_url, "link_limited_visits_total", result="counted") == counted_before + 2
+    assert metric(link_url, "link_limited_visits_total", result="refused") == refused_before + 1
 
 
 def test_unlimited_links_keep_their_replay_header_and_count_nothing(

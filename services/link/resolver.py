@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.chassis.db import session_scope
@@ -19,6 +20,13 @@ from services.link.exceptions import LinkExpired, LinkNotFound, VisitLimitReache
 from services.link.repository import LinkRepository
 
 __all__ = ["LinkResolver", "check_shape"]
+
+LIMITED_VISITS = Counter(
+    "link_limited_visits_total",
+    "Visits of links with a visit limit: counted in Postgres, or refused (limit, expiry, deleted).",
+    ["result"],
+)
+_COUNTED, _REFUSED = LIMITED_VISITS.labels("counted"), LIMITED_VISITS.labels("refused")
 
 
 def check_shape(code: str) -> None:
@@ -55,6 +63,7 @@ class LinkResolver:
             counted = await repository.count_visit(code)
             # Refused: tell why, from the same transaction.
             row = None if counted is not None else await repository.get_by_code(code)
+        (_COUNTED if counted is not None else _REFUSED).inc()
         if counted is not None:
             url, redirect_type, expires_at = counted
             return CachedLink(
