@@ -218,3 +218,17 @@ def test_api_errors_are_explained_in_words(browser: Browser, gateway_url: str) -
     page.get_by_label("Maximum visits (optional)").fill("0")
     page.get_by_role("button", name="Shorten", exact=True).click()
     expect(alert).to_have_text(re.compile(r"^Please check: max_visits: .+\.$"))
+
+
+def test_a_session_that_cannot_be_renewed_ends_with_a_message(
+    browser: Browser, gateway_url: str
+) -> None:
+    page = open_page(browser, gateway_url)
+    page.goto("/")
+    # What an expired, revoked session leaves in the tab: tokens the API refuses.
+    stale = '{"email": "gone@example.com", "access": "not-a-jwt", "refresh": "revoked"}'
+    page.evaluate("s => sessionStorage.setItem('shortener.session', s)", stale)
+    page.goto("/#links")
+    expect(page.get_by_role("alert")).to_have_text(re.compile(r"Please log in again\.$"))
+    expect(page.get_by_role("heading", name="Log in or sign up")).to_be_visible()
+    expect(page.get_by_role("button", name="Log out")).to_be_hidden()

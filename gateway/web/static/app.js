@@ -30,10 +30,7 @@
     } catch (error) {
       say(error instanceof Api.ApiError ? error.message : String(error), "error");
       // A session that could not be renewed is gone: show the page as logged out.
-      if (error.status === 401 && Api.session() === null) {
-        keepMessage = true;
-        location.hash = "#account";
-      }
+      if (error.status === 401 && Api.session() === null) go("#account");
     }
   }
 
