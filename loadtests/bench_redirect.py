@@ -14,7 +14,7 @@ measures, one after another:
 3. idle memory of the stack, and the seconds a warm start takes;
 4. a py-spy profile of the gateway on the hot path.
 
-The rate limiter is set out of the way; access logs stay on, as shipped.
+The rate limiter is set out of the way; access logs stay as shipped.
 Results go to stdout and to the ``bench`` section of ``docs/performance.md``.
 
     make bench
