@@ -150,3 +150,18 @@ def test_freshness_ends_before_staleness_and_never_past_the_link_s_life() -> Non
     clock.now += 3
     assert cache.fresh("long") is None
     assert cache.get("long") is not None  # still replayable in an outage
+
+
+def test_a_visit_limited_link_is_never_served_from_the_gateway(infra: Infra, link_url: str) -> None:
+    with running_gateway(infra, link_url, settings=CACHED) as gateway:
+        response = httpx.post(
+            f"{gateway}/api/v1/links", json={"url": "https://example.com/twice", "max_visits": 2}
+        )
+        assert response.status_code == 201, response.text
+        code = response.json()["code"]
+        statuses = []
+        for _ in range(3):
+            visit = follow(gateway, code)
+            assert "x-gateway-cache" not in visit.headers
+            statuses.append(visit.status_code)
+        assert statuses == [302, 302, 410]
