@@ -128,7 +128,8 @@ class StaleRedirects:
     def invalidate(self, code: str) -> None:
         """The link changed (or is about to): drop it and any answer in flight."""
         self.generation += 1
-        self._entries.pop(code, None)
+        if self._entries.pop(code, None) is not None:
+            STALE_ENTRIES.set(len(self._entries))
 
     def fresh(self, code: str) -> StaleRedirect | None:
         """The redirect to serve for ``code`` without asking the link service."""
