@@ -8,7 +8,6 @@ service: ``full`` samples every request, ``ratio`` a quarter of them.
 
 from __future__ import annotations
 
-import logging
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,12 +19,8 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
 
 from infra.devstack.processes import free_port
-from infra.devstack.stack import Ports, service_env
-from services.chassis.logging import JsonFormatter
-from services.chassis.tracing import start_tracing
 from services.chassis.tracing_kafka import BATCH_SIZE
 from tests.conftest import Infra, running_gateway, running_service
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
@@ -298,50 +293,3 @@ def test_background_chores_start_no_traces(traced: Traced) -> None:
     spans = traced.receiver.wait_for(lambda _: False, timeout=1.0)
     assert any(s.kind == "CLIENT" and s.parent_span_id for s in spans)  # inside requests: kept
     assert [s for s in spans if s.kind == "CLIENT" and not s.parent_span_id] == []
-
-
-def test_log_fields_named_for_secrets_or_addresses_are_redacted() -> None:
-    record = logging.LogRecord("t", logging.INFO, __file__, 1, "login", None, None)
-    record.__dict__.update({"client_ip": CLIENT_IP, "Password": "hunter2", "user_id": "u1"})
-    line = orjson.loads(JsonFormatter("link").format(record))
-    assert line["client_ip"] == line["Password"] == "[redacted]"
-    assert line["user_id"] == "u1"
-
-
-def test_log_lines_carry_the_current_span() -> None:
-    tracer = TracerProvider().get_tracer(__name__)
-    record = logging.LogRecord("t", logging.INFO, __file__, 1, "inside", None, None)
-    with tracer.start_as_current_span("work") as span:
-        line = orjson.loads(JsonFormatter("link").format(record))
-    context = span.get_span_context()
-    assert line["trace_id"] == format(context.trace_id, "032x")
-    assert line["span_id"] == format(context.span_id, "016x")
-    assert "trace_id" not in orjson.loads(JsonFormatter("link").format(record))
-
-
-@pytest.mark.parametrize(
-    "environ",
-    [
-        {},  # no endpoint: the SDK would export to localhost:4318; we do not trace
-        {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1", "OTEL_SDK_DISABLED": "true"},
-        {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1", "OTEL_TRACES_EXPORTER": "none"},
-    ],
-)
-def test_tracing_is_off_unless_an_exporter_has_somewhere_to_send(
-    environ: dict[str, str],
-) -> None:
-    assert start_tracing("link", environ) is None
-
-
-def test_an_unknown_exporter_stops_the_process() -> None:
-    with pytest.raises(ValueError, match="OTEL_TRACES_EXPORTER"):
-        start_tracing("link", {"OTEL_TRACES_EXPORTER": "zipkin"})
-
-
-def test_the_local_stack_names_each_process_and_leaves_tracing_to_the_shell() -> None:
-    env = service_env(Ports.free())
-    assert {name: e["OTEL_SERVICE_NAME"] for name, e in env.items()} == {
-        name: name for name in ("link", "user", "analytics", "gateway")
-    }
-    # No endpoint of its own: traces are off unless the shell's OTEL_* give one.
-    assert not any(k.startswith("OTEL_EXPORTER") for e in env.values() for k in e)

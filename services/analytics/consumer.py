@@ -42,6 +42,7 @@ from services.analytics.metrics import (
     CONSUMER_LAG,
 )
 from services.analytics.outage import Backoff, Outage
+from services.chassis.tasks import finish_within
 from services.chassis.tracing_kafka import consuming
 
 __all__ = ["BatchConsumer"]
@@ -88,14 +89,8 @@ class BatchConsumer(Generic[T]):
         """Finish the batch in flight within the bound, then leave the group."""
         deadline = time.monotonic() + timeout_seconds
         self._stopping.set()
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), timeout_seconds)
-            except TimeoutError:
-                # Its batch is not committed: it is delivered again, and skipped.
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
+        # A batch cut short is not committed: it is delivered again, and skipped.
+        await finish_within(self._task, timeout_seconds)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._disconnect(), max(0.1, deadline - time.monotonic()))
 

@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaProducer
 from services.analytics.decoding import PoisonMessage
 from services.analytics.metrics import DEAD_LETTERED
 from services.chassis.config import KafkaSettings
+from services.chassis.kafka import start_producer
 
 __all__ = ["DeadLetters", "Poisoned"]
 
@@ -49,19 +50,7 @@ class DeadLetters:
         """Connect the producer (if there is a topic); raises when the broker is away."""
         if self.topic is None:
             return
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self._settings.kafka_bootstrap_servers,
-            request_timeout_ms=self._settings.kafka_request_timeout_ms,
-            enable_idempotence=self._settings.kafka_enable_idempotence,
-            acks="all",
-        )
-        try:
-            await producer.start()
-        except BaseException:
-            with contextlib.suppress(Exception):
-                await producer.stop()
-            raise
-        self._producer = producer
+        self._producer = await start_producer(self._settings, linger_ms=0)
 
     async def close(self) -> None:
         producer, self._producer = self._producer, None

@@ -29,6 +29,7 @@ from opentelemetry.trace import SpanContext
 from prometheus_client import Counter, Gauge
 
 from services.chassis.config import KafkaSettings
+from services.chassis.tasks import finish_within
 from services.chassis.tracing_kafka import message_context, message_headers, sending
 
 __all__ = ["EventPublisher", "OutgoingEvent", "create_producer"]
@@ -61,6 +62,18 @@ def create_producer(settings: KafkaSettings, *, linger_ms: int = 5) -> AIOKafkaP
         request_timeout_ms=settings.kafka_request_timeout_ms,
         retry_backoff_ms=100,
     )
+
+
+async def start_producer(settings: KafkaSettings, *, linger_ms: int = 5) -> AIOKafkaProducer:
+    """A started ``create_producer``; a start that fails leaves nothing open."""
+    producer = create_producer(settings, linger_ms=linger_ms)
+    try:
+        await producer.start()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await producer.stop()
+        raise
+    return producer
 
 
 class OutgoingEvent(NamedTuple):
@@ -128,13 +141,7 @@ class EventPublisher:
         """Flush what is buffered within the bound, then close; count what is left."""
         self._stopping = True
         self._wakeup.set()
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), timeout_seconds)
-            except TimeoutError:
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
+        await finish_within(self._task, timeout_seconds)
         if self._buffer:
             EVENTS_DROPPED.labels(self.topic, "shutdown").inc(len(self._buffer))
             log.error(
@@ -204,15 +211,11 @@ class EventPublisher:
         return not failed
 
     async def _connect(self) -> bool:
-        producer = create_producer(self._settings)
         try:
-            await producer.start()
+            self._producer = await start_producer(self._settings)
         except Exception as exc:
             log.warning("broker unreachable", extra={"topic": self.topic, "error": repr(exc)})
-            with contextlib.suppress(Exception):
-                await producer.stop()
             return False
-        self._producer = producer
         self._outage_logged = False
         BROKER_CONNECTED.labels(self.topic).set(1)
         log.info("connected to broker", extra={"topic": self.topic})

@@ -33,7 +33,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.chassis.config import KafkaSettings
 from services.chassis.db import session_scope
-from services.chassis.kafka import create_producer
+from services.chassis.kafka import start_producer
+from services.chassis.tasks import finish_within
 from services.link.models import OutboxMessage
 
 __all__ = ["OutboxRelay", "stage"]
@@ -113,13 +114,8 @@ class OutboxRelay:
         """
         self._stopped.set()
         self._wakeup.set()
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), timeout_seconds)
-            except TimeoutError:
-                self._task.cancel()  # the batch's transaction rolls back: rows stay pending
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
+        # A batch cut short rolls its transaction back: its rows stay pending.
+        await finish_within(self._task, timeout_seconds)
         await self._disconnect()
 
     async def _run(self) -> None:
@@ -210,15 +206,8 @@ class OutboxRelay:
                 return
 
     async def _connect(self) -> AIOKafkaProducer:
-        producer = create_producer(self._settings, linger_ms=0)
-        try:
-            await producer.start()
-        except BaseException:
-            with contextlib.suppress(Exception):
-                await producer.stop()
-            raise
-        self._producer = producer
-        return producer
+        self._producer = await start_producer(self._settings, linger_ms=0)
+        return self._producer
 
     async def _disconnect(self) -> None:
         producer, self._producer = self._producer, None
