@@ -167,7 +167,7 @@ Closed loop: wrk, {run.connections} connections, {run.threads} threads,
 {run.seconds:.0f} s per row, rows measured one after another in this run.
 The floor is a bare FastAPI app on uvicorn (one worker, no access log)
 answering 302 from a dict (loadtests/floor.py). Access logs as shipped:
-every request in the services, 1% of successful ones in the gateway.
+one line for every request, in the gateway and in the services.
 req/s counts only the answers asked for (302, or 201 for creation);
 "not 2xx/3xx" counts the rest. "others": cores used during the row by
 processes outside the benchmark (another test run on a shared machine); a

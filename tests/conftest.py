@@ -178,9 +178,8 @@ GENEROUS_LIMITS = {
     "ratelimit_api": "100000/minute",
 }
 # Tests observe the link service's own answers through the gateway (the
-# redirect cache is tested where it is turned on, test_redirect_cache.py),
-# and read the access line of any request (the shipped gateway samples them).
-GATEWAY_TEST_SETTINGS = {"redirect_cache_seconds": "0", "access_log_sample": "1"}
+# redirect cache is tested where it is turned on, test_redirect_cache.py).
+GATEWAY_TEST_SETTINGS = {"redirect_cache_seconds": "0"}
 # argon2id at its production cost takes 60-80 ms a hash; the suite hashes hundreds.
 FAST_HASHING = {"argon2_time_cost": "1", "argon2_memory_cost_kib": "8192"}
 

@@ -20,7 +20,7 @@ from opentelemetry import trace
 
 from services.chassis.context import request_id_var
 
-__all__ = ["REDACTED_FIELDS", "JsonFormatter", "configure_logging"]
+__all__ = ["REDACTED_FIELDS", "JsonFormatter", "configure_logging", "line_head"]
 
 # Attributes every LogRecord has; anything else was passed in ``extra=``.
 _STANDARD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
@@ -55,26 +55,58 @@ class JsonFormatter(logging.Formatter):
         self.service = service
 
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "service": self.service,
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        request_id = request_id_var.get()
-        if request_id is not None:
-            entry["request_id"] = request_id
-        span = trace.get_current_span().get_span_context()
-        if span.is_valid:
-            entry["trace_id"] = format(span.trace_id, "032x")
-            entry["span_id"] = format(span.span_id, "016x")
+        entry = line_head(
+            record.created, record.levelname.lower(), self.service, record.name, record.getMessage()
+        )
         for key, value in record.__dict__.items():
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
                 entry[key] = "[redacted]" if key.lower() in REDACTED_FIELDS else value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(entry, default=str).decode()
+
+
+class _Timestamps:
+    """ISO 8601 in UTC to the millisecond, as ``datetime.isoformat`` writes it;
+    the date and time of day formatted once a second, not once a line."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def format(self, created: float) -> str:
+        second = int(created)
+        # Rounded to the microsecond first, as datetime does, then cut.
+        micros = round((created - second) * 1e6)
+        if micros >= 1_000_000:
+            second, micros = second + 1, micros - 1_000_000
+        if second != self._second:
+            self._prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            self._second = second
+        return f"{self._prefix}.{micros // 1000:03d}+00:00"
+
+
+_timestamps = _Timestamps()
+
+
+def line_head(created: float, level: str, service: str, logger: str, msg: str) -> dict[str, Any]:
+    """The fields every line starts with: time, level, service, logger and
+    message, then the request id and trace ids of the current context."""
+    entry: dict[str, Any] = {
+        "ts": _timestamps.format(created),
+        "level": level,
+        "service": service,
+        "logger": logger,
+        "msg": msg,
+    }
+    request_id = request_id_var.get()
+    if request_id is not None:
+        entry["request_id"] = request_id
+    span = trace.get_current_span().get_span_context()
+    if span.is_valid:
+        entry["trace_id"] = format(span.trace_id, "032x")
+        entry["span_id"] = format(span.span_id, "016x")
+    return entry
 
 
 def configure_logging(service: str, level: str) -> None:

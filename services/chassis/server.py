@@ -8,6 +8,7 @@ import sys
 import uvicorn
 from starlette.types import ASGIApp
 
+from services.chassis.accesslog import configure_access_log
 from services.chassis.config import ServiceSettings
 from services.chassis.health import UNSIGNED_PATHS
 from services.chassis.logging import configure_logging
@@ -22,6 +23,7 @@ PUBLIC_EDGE = "gateway"
 def serve(app: ASGIApp, settings: ServiceSettings, service: str) -> None:
     """Serve ``app`` until SIGTERM/SIGINT, then drain within the shutdown bound."""
     configure_logging(service, settings.log_level)
+    configure_access_log(service)
     # Here, not at import and not per app: one provider per process, and the
     # outermost wrapper sees every request, the gateway's proxied ones included.
     provider = start_tracing(service)
