@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the local stack and the tests need, only where it is missing:
-# Debian's Postgres and Redis servers, chromium, nginx, uv, and the project's virtualenv
+# Debian's Postgres and Redis servers, chromium, nginx, wrk, uv, and the project's virtualenv
 # (.venv, from uv.lock). Safe to run again; a second run takes about a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +17,8 @@ command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 # The compose edge's nginx.conf runs for real in tests/test_web_edge.py (its asset cache).
 [ -x /usr/sbin/nginx ] || missing+=(nginx)
+# `make bench` drives the closed-loop rows with wrk (loadtests/wrk.py).
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     say "missing Debian packages: ${missing[*]} (run: sudo apt-get install -y ${missing[*]})"
