@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import httpx
 import jwt
@@ -39,8 +39,7 @@ class AuthError(Exception):
         self.detail = detail
 
 
-@dataclass(frozen=True, slots=True)
-class Caller:
+class Caller(NamedTuple):
     """Who is calling, and the key their rate limits are counted under."""
 
     identity: Identity

@@ -11,7 +11,7 @@ a moment" from "you sent something wrong".
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import httpx
 from starlette.types import Scope, Send
@@ -37,8 +37,7 @@ _PROBLEMS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Outage:
+class Outage(NamedTuple):
     """A redirect or request the gateway may answer itself (fresh, stale, or an
     error when the upstream cannot), with what is needed to answer it."""
 

@@ -30,10 +30,9 @@ from gateway.web import web_router
 from services.chassis.app import build_app
 from services.chassis.events import CLICKS_TOPIC
 from services.chassis.health import DependencyCheck
-from services.chassis.http import RequestContextMiddleware
+from services.chassis.http import RequestMiddleware
 from services.chassis.identity import GatewaySigner
 from services.chassis.kafka import EventPublisher
-from services.chassis.red import RedMetricsMiddleware
 
 __all__ = ["create_app"]
 
@@ -129,12 +128,10 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
     # The web page at / and its fingerprinted assets (gateway/web/, docs/web.md).
     app.include_router(web_router())
 
-    return RedMetricsMiddleware(
-        RequestContextMiddleware(
-            EdgeRouter(app),
-            access_log_enabled=settings.access_log,
-            access_log_sample=settings.access_log_sample,
-        )
+    return RequestMiddleware(
+        EdgeRouter(app),
+        access_log_enabled=settings.access_log,
+        access_log_sample=settings.access_log_sample,
     )
 
 

@@ -27,6 +27,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from limits import RateLimitItem, parse
 from prometheus_client import Counter
@@ -55,8 +56,7 @@ class Policy:
     batched: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     allowed: bool
     headers: list[tuple[bytes, bytes]]
     # Redis was away and the policy said "closed".

@@ -49,7 +49,7 @@ return {1, used + 1}
 """
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Position:
     """Where ``now`` falls among windows of ``seconds``."""
 

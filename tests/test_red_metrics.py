@@ -1,4 +1,4 @@
-"""The request metrics middleware on a small real Starlette app, in process.
+"""The request metrics (``RequestMiddleware``) on a small real Starlette app, in process.
 
 The running services are checked in tests/test_observability_live.py; here
 are the cases traffic through the gateway does not produce on cue: an app
@@ -17,7 +17,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from services.chassis.red import RedMetricsMiddleware
+from services.chassis.http import RequestMiddleware
 
 
 async def _item(request: Request) -> Response:
@@ -36,14 +36,14 @@ def _observed(method: str, route: str) -> float:
     return REGISTRY.get_sample_value("http_request_duration_seconds_count", labels) or 0.0
 
 
-def _client(app: Starlette | RedMetricsMiddleware) -> httpx.AsyncClient:
+def _client(app: Starlette | RequestMiddleware) -> httpx.AsyncClient:
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     return httpx.AsyncClient(transport=transport, base_url="http://test")
 
 
 # A path format no other test's app uses, so the counts below are this file's own.
 ITEM = f"/red-{uuid.uuid4().hex[:6]}/{{item}}"
-APP = RedMetricsMiddleware(Starlette(routes=[Route(ITEM, _item, methods=["GET", "OPTIONS"])]))
+APP = RequestMiddleware(Starlette(routes=[Route(ITEM, _item, methods=["GET", "OPTIONS"])]))
 
 
 async def test_requests_are_counted_by_route_template_and_status() -> None:
@@ -79,7 +79,7 @@ async def test_a_template_set_on_the_scope_wins_over_the_path() -> None:
         await PlainTextResponse("proxied", status_code=302)(scope, receive, send)
 
     before = _requests("GET", "/{code}-red-test", "302")
-    async with _client(RedMetricsMiddleware(edge)) as http:
+    async with _client(RequestMiddleware(edge)) as http:
         assert (await http.get("/Xy3kP9a")).status_code == 302
     assert _requests("GET", "/{code}-red-test", "302") == before + 1
 
@@ -90,7 +90,8 @@ async def test_a_request_left_unanswered_is_a_499_not_a_server_error() -> None:
         scope["route_template"] = "/{code}-red-gone"
 
     before = _requests("GET", "/{code}-red-gone", "499")
-    await RedMetricsMiddleware(gone)({"type": "http", "method": "GET"}, _never, _discard)
+    scope = {"type": "http", "method": "GET", "path": "/Xy3kP9a", "headers": []}
+    await RequestMiddleware(gone)(scope, _never, _discard)
     assert _requests("GET", "/{code}-red-gone", "499") == before + 1
     assert _requests("GET", "/{code}-red-gone", "500") == 0
 

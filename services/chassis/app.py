@@ -10,10 +10,9 @@ from fastapi import FastAPI
 from services.chassis.config import ServiceSettings
 from services.chassis.errors import install_error_handlers
 from services.chassis.health import health_router
-from services.chassis.http import BodySizeLimitMiddleware, RequestContextMiddleware
+from services.chassis.http import BodySizeLimitMiddleware, RequestMiddleware
 from services.chassis.metrics import metrics_router
 from services.chassis.openapi import install_problem_schema
-from services.chassis.red import RedMetricsMiddleware
 
 __all__ = ["build_app"]
 
@@ -56,6 +55,6 @@ def build_app(
     app.include_router(metrics_router())
     if edge_middleware:
         app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
-        app.add_middleware(RequestContextMiddleware, access_log_enabled=settings.access_log)
-        app.add_middleware(RedMetricsMiddleware)  # last added runs first: it times the rest
+        # Last added runs first: it times the rest and writes the access line.
+        app.add_middleware(RequestMiddleware, access_log_enabled=settings.access_log)
     return app

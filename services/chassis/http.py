@@ -15,8 +15,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from services.chassis.accesslog import write_access_line
 from services.chassis.context import REQUEST_ID_HEADER, accept_request_id, request_id_var
 from services.chassis.errors import send_problem
+from services.chassis.red import RequestMetrics
 
-__all__ = ["BodySizeLimitMiddleware", "RequestContextMiddleware", "etag_matches", "read_body"]
+__all__ = ["BodySizeLimitMiddleware", "RequestMiddleware", "etag_matches", "read_body"]
 
 _REQUEST_ID = REQUEST_ID_HEADER.encode()
 
@@ -32,14 +33,24 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
     return "*" in tags or etag.removeprefix("W/") in tags
 
 
-class RequestContextMiddleware:
-    """Gives each request an id (kept from the caller when sane), echoes it in
-    the response, and writes one access line when the response is done."""
+class RequestMiddleware:
+    """The outermost wrapper of every request: gives it an id (kept from the
+    caller when sane) and echoes it in the response, counts and times it
+    (RED metrics, services/chassis/red.py), and writes its access line.
+
+    One wrapper for the three, not three middlewares: each layer costs a
+    closure and a call per message on every redirect.
+    """
 
     def __init__(
-        self, app: ASGIApp, *, access_log_enabled: bool = True, access_log_sample: float = 1.0
+        self,
+        app: ASGIApp,
+        *,
+        access_log_enabled: bool = True,
+        access_log_sample: float = 1.0,
     ) -> None:
         self.app = app
+        self.metrics = RequestMetrics()
         self.access_log_enabled = access_log_enabled
         # Share of answers below 400 logged (1.0 unless an operator lowers
         # it); errors always are.
@@ -49,13 +60,13 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started = time.perf_counter()
         raw_id = next((v for k, v in scope["headers"] if k == _REQUEST_ID), None)
         request_id = accept_request_id(raw_id)
         # Not reset afterwards: each request runs in its own task with its own
         # context, and the error handler outside this middleware still needs it.
         request_id_var.set(request_id)
-        started = time.perf_counter()
-        status = 500
+        status = 0
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -67,18 +78,22 @@ class RequestContextMiddleware:
                 ]
             await send(message)
 
+        self.metrics.enter()
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            status = status or 500  # what the server in front answers for an app that raised
+            raise
         finally:
+            # No answer and no error: the client went away first (nginx's 499),
+            # not a server error that would page someone.
+            status = status or 499
+            seconds = time.perf_counter() - started
+            self.metrics.leave(scope, status, seconds)
             sample = self.access_log_sample
             sampled = sample >= 1.0 or random() < sample  # noqa: S311 - sampling, not secrets
             if self.access_log_enabled and (status >= 400 or sampled):
-                write_access_line(
-                    scope["method"],
-                    scope["path"],
-                    status,
-                    round((time.perf_counter() - started) * 1000, 3),
-                )
+                write_access_line(scope["method"], scope["path"], status, round(seconds * 1000, 3))
 
 
 class _BodyTooLarge(Exception):

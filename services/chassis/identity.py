@@ -21,8 +21,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final, Literal, NamedTuple
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -51,8 +50,7 @@ SIGNED_HEADERS: Final = frozenset(
 _METHODS: Final = frozenset({"jwt", "api_key", "anonymous"})
 
 
-@dataclass(frozen=True, slots=True)
-class Identity:
+class Identity(NamedTuple):
     """The caller: a user (by token or API key) or nobody in particular."""
 
     user_id: str | None

@@ -1,7 +1,9 @@
 """RED metrics (rate, errors, duration) for every process, per route template.
 
-Pure ASGI, outermost, so it times everything the process does for a request,
-the error handlers included. The ``route`` label is bounded by construction:
+Recorded by the outermost ASGI middleware (``services.chassis.http.RequestMiddleware``),
+so it times everything the process does for a request, the error handlers
+included. A request the client left before any answer counts as 499, one
+whose app raised as 500. The ``route`` label is bounded by construction:
 
 1. ``scope["route_template"]`` when set (the gateway's edge sets it for the
    paths it proxies: ``/{code}``, ``/api/v1/links/*``, ...);
@@ -22,18 +24,17 @@ loop per process: no lock needed). Measured cost: docs/observability.md.
 
 from __future__ import annotations
 
-import time
 from typing import Final
 
 from prometheus_client import Counter, Gauge, Histogram
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 __all__ = [
     "DURATION_BUCKETS",
     "REQUESTS",
     "REQUESTS_IN_FLIGHT",
     "REQUEST_DURATION",
-    "RedMetricsMiddleware",
+    "RequestMetrics",
     "route_label",
 ]
 
@@ -73,40 +74,26 @@ def route_label(scope: Scope) -> str:
     return str(path_format) if path_format else UNMATCHED
 
 
-class RedMetricsMiddleware:
-    """Counts and times each HTTP request; see the module docstring for the labels."""
+class RequestMetrics:
+    """Counts and times requests; see the module docstring for the labels.
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    Called by ``services.chassis.http.RequestMiddleware``, which wraps each
+    request once for its id, its metrics and its access line."""
+
+    def __init__(self) -> None:
         # (method, route, status) -> its (histogram, counter) children; bounded
         # like the labels themselves: methods x routes x statuses.
         self._children: dict[tuple[str, str, int], tuple[Histogram, Counter]] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 0
-
-        async def send_noting_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+    @staticmethod
+    def enter() -> None:
         global _in_flight  # noqa: PLW0603 -- one per process, read by the gauge at scrape time
         _in_flight += 1
-        try:
-            await self.app(scope, receive, send_noting_status)
-        except Exception:
-            status = status or 500  # what the server in front answers for an app that raised
-            raise
-        finally:
-            _in_flight -= 1
-            # No answer and no error: the client went away first (nginx's 499),
-            # not a server error that would page someone.
-            self._record(scope, status or 499, time.perf_counter() - started)
+
+    def leave(self, scope: Scope, status: int, seconds: float) -> None:
+        global _in_flight  # noqa: PLW0603
+        _in_flight -= 1
+        self._record(scope, status, seconds)
 
     def _record(self, scope: Scope, status: int, seconds: float) -> None:
         method = scope["method"]

@@ -42,7 +42,7 @@ def serve(app: ASGIApp, settings: ServiceSettings, service: str) -> None:
         loop="uvloop",
         http="httptools",
         log_config=None,
-        access_log=False,  # RequestContextMiddleware writes the access line
+        access_log=False,  # RequestMiddleware writes the access line
         server_header=False,
         # uvicorn would otherwise rewrite the client address from
         # X-Forwarded-For for connections from 127.0.0.1; the gateway decides
