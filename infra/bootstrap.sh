@@ -51,8 +51,14 @@ if ! "$PYTHON" -m uv --version >/dev/null 2>&1; then
   "$PYTHON" -m pip install --quiet --disable-pip-version-check uv
 fi
 
-if [ ! -f .venv/.synced ] || [ pyproject.toml -nt .venv/.synced ] || [ uv.lock -nt .venv/.synced ]; then
+# Bytecode is compiled ahead, for the libraries and for this project: where
+# PYTHONDONTWRITEBYTECODE is set (as on the machines this was written on),
+# Python never writes it itself and every process start compiled each
+# module it imports again, ~2.5 of a service's ~3.7 s of start-up CPU.
+# Stale files are never used (Python checks each source's mtime), only slower.
+if [ ! -f .venv/.synced-bytecode ] || [ pyproject.toml -nt .venv/.synced-bytecode ] || [ uv.lock -nt .venv/.synced-bytecode ]; then
   say "syncing .venv from uv.lock"
-  "$PYTHON" -m uv sync --frozen --quiet
-  touch .venv/.synced
+  "$PYTHON" -m uv sync --frozen --quiet --compile-bytecode
+  touch .venv/.synced-bytecode
 fi
+.venv/bin/python -m compileall -q -j 0 services gateway infra loadtests chaos tests >/dev/null
