@@ -9,6 +9,7 @@ from services.chassis.config import (
     DatabaseSettings,
     InternalAuthSettings,
     KafkaSettings,
+    PruneSettings,
     RedisSettings,
     ServiceSettings,
 )
@@ -17,7 +18,12 @@ __all__ = ["AnalyticsSettings"]
 
 
 class AnalyticsSettings(
-    ServiceSettings, DatabaseSettings, RedisSettings, KafkaSettings, InternalAuthSettings
+    ServiceSettings,
+    DatabaseSettings,
+    RedisSettings,
+    KafkaSettings,
+    InternalAuthSettings,
+    PruneSettings,
 ):
     model_config = SettingsConfigDict(env_prefix="ANALYTICS_", extra="ignore", frozen=True)
 
@@ -46,6 +52,11 @@ class AnalyticsSettings(
     # Distinct User-Agent strings whose parse is remembered; parsing one
     # costs about a millisecond and real traffic repeats a few thousand.
     user_agent_cache_size: int = Field(8192, ge=0)
+
+    # How long an event's claim is kept: a click can be delivered again only
+    # while the topic still holds it, so at least the clicks topic's
+    # retention (Kafka's default, used here: 7 days) plus a margin.
+    processed_events_retention_hours: float = Field(192.0, gt=0)
 
     @property
     def links_group(self) -> str:

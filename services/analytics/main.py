@@ -20,6 +20,7 @@ from services.analytics.config import AnalyticsSettings
 from services.analytics.consumer import BatchConsumer
 from services.analytics.decoding import decode_click, decode_link_change
 from services.analytics.ingest import ClickCounter, LinkChangeWriter
+from services.analytics.repository import PRUNE_PROCESSED_EVENTS
 from services.analytics.router import router
 from services.analytics.service import StatsService
 from services.analytics.visitors import UniqueVisitors
@@ -28,6 +29,7 @@ from services.chassis.db import create_engine, ping
 from services.chassis.events import CLICKS_DLQ_TOPIC, CLICKS_TOPIC, LINKS_TOPIC
 from services.chassis.health import UNSIGNED_PATHS, DependencyCheck
 from services.chassis.identity import GatewaySigner, RequireGatewayMiddleware
+from services.chassis.janitor import Janitor
 from services.chassis.redis import create_redis
 
 __all__ = ["create_app"]
@@ -63,6 +65,14 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
         ]
         for consumer in consumers:
             await consumer.start()
+        janitor = Janitor.for_settings(
+            "processed_events",
+            engine,
+            PRUNE_PROCESSED_EVENTS,
+            keep_hours=settings.processed_events_retention_hours,
+            settings=settings,
+        )
+        janitor.start()
         app.state.settings = settings
         app.state.stats = StatsService(sessions, visitors)
         app.state.health_checks = [
@@ -77,7 +87,9 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
         finally:
             app.state.draining = True
             timeout = settings.shutdown_timeout_seconds
-            await asyncio.gather(*(consumer.stop(timeout) for consumer in consumers))
+            await asyncio.gather(
+                janitor.stop(timeout), *(consumer.stop(timeout) for consumer in consumers)
+            )
             await redis.aclose()
             await engine.dispose()
 

@@ -44,10 +44,12 @@ class ProcessedEvent(Base):
     """An event already applied: the id is what makes counting idempotent.
 
     Needed only while an event can still be delivered again, that is within
-    the topics' retention; older rows can be deleted by ``processed_at``.
+    the topics' retention; older rows are deleted by ``processed_at``
+    (``ANALYTICS_PROCESSED_EVENTS_RETENTION_HOURS``, services/chassis/janitor.py).
     """
 
     __tablename__ = "processed_events"
+    __table_args__ = (Index("ix_processed_events_processed_at", "processed_at"),)
 
     event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     processed_at: Mapped[datetime] = mapped_column(

@@ -14,6 +14,7 @@ __all__ = [
     "DatabaseSettings",
     "InternalAuthSettings",
     "KafkaSettings",
+    "PruneSettings",
     "RedisSettings",
     "ServiceSettings",
 ]
@@ -46,6 +47,15 @@ class DatabaseSettings(BaseSettings):
     db_pool_size: int = Field(10, ge=1)
     db_max_overflow: int = Field(10, ge=0)
     db_statement_timeout_ms: int = Field(5000, ge=1)
+
+
+class PruneSettings(BaseSettings):
+    """How often and in what batches a service deletes rows it no longer
+    needs (services/chassis/janitor.py)."""
+
+    prune_interval_seconds: float = Field(600.0, gt=0)
+    # Rows a batch deletes, each batch its own transaction.
+    prune_batch_rows: int = Field(5000, ge=1, le=100_000)
 
 
 class RedisSettings(BaseSettings):

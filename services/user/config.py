@@ -5,18 +5,27 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from services.chassis.config import DatabaseSettings, InternalAuthSettings, ServiceSettings
+from services.chassis.config import (
+    DatabaseSettings,
+    InternalAuthSettings,
+    PruneSettings,
+    ServiceSettings,
+)
 
 __all__ = ["UserSettings"]
 
 
-class UserSettings(ServiceSettings, DatabaseSettings, InternalAuthSettings):
+class UserSettings(ServiceSettings, DatabaseSettings, InternalAuthSettings, PruneSettings):
     model_config = SettingsConfigDict(env_prefix="USER_", extra="ignore", frozen=True)
 
     port: int = Field(8002, ge=1, le=65535)
     # Short-lived on purpose: an access token cannot be revoked, only outlived.
     access_token_ttl_seconds: int = Field(900, ge=60, le=24 * 3600)
     refresh_token_ttl_seconds: int = Field(30 * 24 * 3600, ge=300)
+    # A login's refresh tokens are deleted this long after the newest of them
+    # expired; until then a stolen, already used token presented again is
+    # still recognised and revokes the login (services/chassis/janitor.py).
+    refresh_token_retention_hours: float = Field(24.0, ge=0)
     jwt_issuer: str = "shortener"
     jwt_audience: str = "shortener"
     # NIST SP 800-63B: at least 8, no composition rules, a blocklist instead.

@@ -16,10 +16,12 @@ from services.chassis.app import build_app
 from services.chassis.db import create_engine, ping
 from services.chassis.health import UNSIGNED_PATHS, DependencyCheck
 from services.chassis.identity import GatewaySigner, RequireGatewayMiddleware
+from services.chassis.janitor import Janitor
 from services.user.api_keys import ApiKeyService
 from services.user.config import UserSettings
 from services.user.keys import TokenSigner
 from services.user.passwords import Passwords
+from services.user.repository import PRUNE_REFRESH_TOKENS
 from services.user.router import JWKS_PATH, router
 from services.user.service import UserService
 
@@ -65,10 +67,19 @@ def create_app(settings: UserSettings | None = None) -> FastAPI:
         # up yet, and the key is there before the gateway first asks for the
         # JWKS (a login would make it too, if this lost the race).
         first_key = asyncio.create_task(_ensure_signing_key(users), name="ensure-signing-key")
+        janitor = Janitor.for_settings(
+            "refresh_tokens",
+            engine,
+            PRUNE_REFRESH_TOKENS,
+            keep_hours=settings.refresh_token_retention_hours,
+            settings=settings,
+        )
+        janitor.start()
         try:
             yield
         finally:
             app.state.draining = True
+            await janitor.stop(settings.shutdown_timeout_seconds)
             first_key.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await first_key
