@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from services.chassis.identity import GatewaySigner, Identity
 from tests.accounts import Account, active_signing_key, api_key, register
 from tests.conftest import Infra
+from tests.metrics import metric
 
 
 def claims(account: Account, **changes: Any) -> dict[str, Any]:
@@ -132,10 +133,15 @@ def test_malformed_authorization_is_401(client: httpx.Client, header: str) -> No
 def test_a_service_port_refuses_requests_that_skip_the_gateway(
     link_url: str, user_url: str
 ) -> None:
-    for url in (f"{link_url}/api/v1/links", f"{user_url}/api/v1/users/me"):
-        response = httpx.get(url)
+    for base, path in ((link_url, "/api/v1/links"), (user_url, "/api/v1/users/me")):
+        refused = {"method": "GET", "route": "unmatched", "status": "401"}
+        before = metric(base, "http_requests_total", **refused)
+        response = httpx.get(base + path, headers={"x-request-id": "skipped-the-gateway"})
         assert response.status_code == 401
         assert response.json()["code"] == "gateway_required"
+        # Refused inside the request middleware: counted and traceable like any request.
+        assert response.headers["x-request-id"] == "skipped-the-gateway"
+        assert metric(base, "http_requests_total", **refused) == before + 1
     # Health and metrics stay open for the platform.
     assert httpx.get(f"{link_url}/readyz").status_code == 200
 

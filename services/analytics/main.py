@@ -27,8 +27,8 @@ from services.analytics.visitors import UniqueVisitors
 from services.chassis.app import build_app
 from services.chassis.db import create_engine, ping
 from services.chassis.events import CLICKS_DLQ_TOPIC, CLICKS_TOPIC, LINKS_TOPIC
-from services.chassis.health import UNSIGNED_PATHS, DependencyCheck
-from services.chassis.identity import GatewaySigner, RequireGatewayMiddleware
+from services.chassis.health import DependencyCheck
+from services.chassis.identity import GatewaySigner
 from services.chassis.janitor import Janitor
 from services.chassis.redis import create_redis
 
@@ -98,8 +98,7 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
         title="Analytics service",
         description="Counts click events exactly once into rollups and serves link stats.",
         lifespan=lifespan,
+        signer=GatewaySigner(settings.internal_auth_key.get_secret_value().encode()),
     )
     app.include_router(router)
-    signer = GatewaySigner(settings.internal_auth_key.get_secret_value().encode())
-    app.add_middleware(RequireGatewayMiddleware, signer=signer, exempt=UNSIGNED_PATHS)
     return app

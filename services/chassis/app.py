@@ -9,8 +9,9 @@ from fastapi import FastAPI
 
 from services.chassis.config import ServiceSettings
 from services.chassis.errors import install_error_handlers
-from services.chassis.health import health_router
+from services.chassis.health import UNSIGNED_PATHS, health_router
 from services.chassis.http import BodySizeLimitMiddleware, RequestMiddleware
+from services.chassis.identity import GatewaySigner, RequireGatewayMiddleware
 from services.chassis.metrics import metrics_router
 from services.chassis.openapi import install_problem_schema
 
@@ -26,6 +27,8 @@ def build_app(
     description: str = "",
     edge_middleware: bool = True,
     docs: bool = True,
+    signer: GatewaySigner | None = None,
+    unsigned_paths: frozenset[str] = UNSIGNED_PATHS,
 ) -> FastAPI:
     """A FastAPI app with health, metrics, problem errors, request ids and body limits.
 
@@ -33,6 +36,10 @@ def build_app(
     metrics (``services.chassis.red``) to a caller
     that wraps the app in them itself (the gateway, whose proxied requests
     never enter FastAPI); ``docs=False`` leaves the OpenAPI routes to it too.
+
+    With a ``signer``, only requests the gateway signed get in, except to
+    ``unsigned_paths``. The refusal runs inside the request middleware, so a
+    refused request has its id, its metrics and its access line like any other.
     """
     app = FastAPI(
         title=title,
@@ -55,6 +62,8 @@ def build_app(
     app.include_router(metrics_router())
     if edge_middleware:
         app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+        if signer is not None:
+            app.add_middleware(RequireGatewayMiddleware, signer=signer, exempt=unsigned_paths)
         # Last added runs first: it times the rest and writes the access line.
         app.add_middleware(RequestMiddleware, access_log_enabled=settings.access_log)
     return app

@@ -12,8 +12,8 @@ from services.chassis.app import build_app
 from services.chassis.breaker import redis_breaker
 from services.chassis.db import create_engine, ping
 from services.chassis.events import CLICKS_TOPIC
-from services.chassis.health import UNSIGNED_PATHS, DependencyCheck
-from services.chassis.identity import GatewaySigner, RequireGatewayMiddleware
+from services.chassis.health import DependencyCheck
+from services.chassis.identity import GatewaySigner
 from services.chassis.kafka import EventPublisher
 from services.chassis.redis import create_redis
 from services.link.cache import LinkCache
@@ -78,10 +78,9 @@ def create_app(settings: LinkSettings | None = None) -> FastAPI:
         title="Link service",
         description="Creates short links, resolves them, publishes one click event per redirect.",
         lifespan=lifespan,
+        signer=GatewaySigner(settings.internal_auth_key.get_secret_value().encode()),
     )
     app.include_router(router)
-    signer = GatewaySigner(settings.internal_auth_key.get_secret_value().encode())
-    app.add_middleware(RequireGatewayMiddleware, signer=signer, exempt=UNSIGNED_PATHS)
     return app
 
 

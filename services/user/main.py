@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from services.chassis.app import build_app
 from services.chassis.db import create_engine, ping
 from services.chassis.health import UNSIGNED_PATHS, DependencyCheck
-from services.chassis.identity import GatewaySigner, RequireGatewayMiddleware
+from services.chassis.identity import GatewaySigner
 from services.chassis.janitor import Janitor
 from services.user.api_keys import ApiKeyService
 from services.user.config import UserSettings
@@ -92,10 +92,10 @@ def create_app(settings: UserSettings | None = None) -> FastAPI:
         description="Accounts, access tokens the gateway verifies (JWKS), refresh tokens "
         "and API keys.",
         lifespan=lifespan,
+        signer=GatewaySigner(settings.internal_auth_key.get_secret_value().encode()),
+        unsigned_paths=EXEMPT_PATHS,
     )
     app.include_router(router)
-    signer = GatewaySigner(settings.internal_auth_key.get_secret_value().encode())
-    app.add_middleware(RequireGatewayMiddleware, signer=signer, exempt=EXEMPT_PATHS)
     return app
 
 
