@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 # PyYAML ships no types and types-PyYAML is not a dependency: its few calls here are Any.
-import yaml  # type: ignore[import-untyped]
+import yaml
 from pydantic_settings import BaseSettings
 
 from gateway.config import GatewaySettings

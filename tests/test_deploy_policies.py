@@ -12,7 +12,7 @@ import ipaddress
 from typing import Any
 
 import pytest
-import yaml  # type: ignore[import-untyped]  # no stubs in the lock, see deploy_manifests
+import yaml
 
 from tests.deploy_manifests import (
     IMAGE,
