@@ -61,8 +61,8 @@ api-docs: install ## Export the OpenAPI documents and event schemas the services
 screenshots: install ## Browser tests of the web page (Debian's chromium), screenshots -> docs/screenshots/
 	@WEB_SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest -q tests/test_web_browser.py
 
-clean: down ## Stop the stack and delete its state (.devstack/)
-	@rm -rf .devstack
+clean: install ## Stop the stack and delete its state (.devstack/, and Postgres's data wherever it lives)
+	@$(PY) -m infra.devstack clean
 
 TIER ?= core
 

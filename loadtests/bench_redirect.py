@@ -28,7 +28,6 @@ import dataclasses
 import math
 import os
 import re
-import shutil
 import tempfile
 import time
 from collections.abc import Mapping
@@ -101,9 +100,7 @@ def main() -> None:
     write_section(args.report, "bench", text)
     print(text)
     # Kept when a run fails, for its logs; a finished run leaves nothing behind.
-    if not state.postgres_data.is_relative_to(state.root):
-        shutil.rmtree(state.postgres_data.parent, ignore_errors=True)
-    shutil.rmtree(state.root, ignore_errors=True)
+    state.delete()
 
 
 class Bench:

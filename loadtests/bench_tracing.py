@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import tempfile
 import timeit
@@ -115,9 +114,7 @@ def main() -> None:
     text = render(run, rows, off_path_costs())
     write_section(args.report, "stack", text)
     print(text)
-    if not state.postgres_data.is_relative_to(state.root):
-        shutil.rmtree(state.postgres_data.parent, ignore_errors=True)
-    shutil.rmtree(state.root, ignore_errors=True)
+    state.delete()
 
 
 def measure(

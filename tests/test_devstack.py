@@ -218,3 +218,9 @@ def test_postgres_data_moves_out_of_a_directory_postgres_cannot_enter(scratch: P
     fallback = StateDir(private / ".devstack").postgres_data
     assert fallback.is_relative_to("/var/tmp")
     assert fallback == StateDir(private / ".devstack").postgres_data  # the same on every run
+    # `make clean` deletes it with the rest of the state (StateDir.delete).
+    fallback.mkdir(parents=True)
+    (private / ".devstack" / "logs").mkdir(parents=True)
+    assert StateDir(private / ".devstack").delete() == [private / ".devstack", fallback.parent]
+    assert not fallback.parent.exists()
+    assert not (private / ".devstack").exists()

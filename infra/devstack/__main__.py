@@ -136,11 +136,19 @@ def restart(state: StateDir, name: str, timeout: float = 60) -> int:
     raise DevstackError(f"{name} was not restarted within {timeout:.0f} s")
 
 
+def clean(state: StateDir) -> int:
+    """Stop the stack, then delete its state: the state directory and, where
+    Postgres could not live inside it, its data directory under /var/tmp."""
+    down(state)
+    _say("deleted " + ", ".join(str(path) for path in state.delete()))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m infra.devstack", description="Run the whole system locally."
     )
-    parser.add_argument("command", choices=("up", "down", "status", "restart"))
+    parser.add_argument("command", choices=("up", "down", "status", "restart", "clean"))
     parser.add_argument("name", nargs="?", help="restart: which process (e.g. gateway)")
     args = parser.parse_args(argv)
     state = StateDir(state_root())
@@ -149,6 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return up(state, Ports.from_env())
         if args.command == "restart":
             return restart(state, args.name or "gateway")
+        if args.command == "clean":
+            return clean(state)
         return down(state) if args.command == "down" else status(state)
     except DevstackError as error:
         _say(str(error))

@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import signal
 import time
 from dataclasses import dataclass
@@ -88,6 +89,15 @@ class StateDir:
 
     def log(self, name: str) -> Path:
         return self.root / "logs" / f"{name}.log"
+
+    def delete(self) -> list[Path]:
+        """Delete the state, Postgres's data included wherever it lives; what was deleted."""
+        deleted = [self.root]
+        if not self.postgres_data.is_relative_to(self.root):
+            deleted.append(self.postgres_data.parent)
+        for path in deleted:
+            shutil.rmtree(path, ignore_errors=True)
+        return deleted
 
     def _pid_file(self, name: str) -> Path:
         return self.root / "pids" / f"{name}.pid"
