@@ -23,11 +23,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from infra.devstack.processes import ensure_database
 from infra.devstack.stack import database_url
-from services.analytics.repository import PRUNE_PROCESSED_EVENTS
+from services.analytics.pruning import PRUNE_PROCESSED_EVENTS
 from services.chassis.db import asyncpg_url
 from services.chassis.janitor import Janitor
 from services.chassis.migrations import upgrade
-from services.user.repository import PRUNE_REFRESH_TOKENS
+from services.user.pruning import PRUNE_REFRESH_TOKENS
 from tests.conftest import Infra
 
 SERVICES = Path(__file__).resolve().parents[1] / "services"

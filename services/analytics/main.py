@@ -20,7 +20,7 @@ from services.analytics.config import AnalyticsSettings
 from services.analytics.consumer import BatchConsumer
 from services.analytics.decoding import decode_click, decode_link_change
 from services.analytics.ingest import ClickCounter, LinkChangeWriter
-from services.analytics.repository import PRUNE_PROCESSED_EVENTS
+from services.analytics.pruning import PRUNE_PROCESSED_EVENTS
 from services.analytics.router import router
 from services.analytics.service import StatsService
 from services.analytics.visitors import UniqueVisitors

@@ -22,7 +22,6 @@ from sqlalchemy import (
     exists,
     func,
     select,
-    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, Insert, insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,7 +37,6 @@ from services.analytics.models import (
 )
 
 __all__ = [
-    "PRUNE_PROCESSED_EVENTS",
     "EventRepository",
     "LinkRepository",
     "RollupRepository",
@@ -46,14 +44,6 @@ __all__ = [
 ]
 
 Row = tuple[Any, ...]
-
-# Claims older than any event the topic can still deliver (services/chassis/janitor.py);
-# the oldest first, by ix_processed_events_processed_at.
-PRUNE_PROCESSED_EVENTS = text(
-    "DELETE FROM processed_events WHERE event_id IN ("
-    " SELECT event_id FROM processed_events WHERE processed_at < :cutoff"
-    " ORDER BY processed_at LIMIT :batch)"
-)
 
 
 def _from_arrays(table: Table, names: Sequence[str]) -> Insert:

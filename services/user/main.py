@@ -21,7 +21,7 @@ from services.user.api_keys import ApiKeyService
 from services.user.config import UserSettings
 from services.user.keys import TokenSigner
 from services.user.passwords import Passwords
-from services.user.repository import PRUNE_REFRESH_TOKENS
+from services.user.pruning import PRUNE_REFRESH_TOKENS
 from services.user.router import JWKS_PATH, router
 from services.user.service import UserService
 

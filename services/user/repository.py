@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.user.models import ApiKey, RefreshToken, SigningKey, User
 
 __all__ = [
-    "PRUNE_REFRESH_TOKENS",
     "ApiKeyRepository",
     "RefreshTokenRepository",
     "SigningKeyRepository",
@@ -29,15 +28,6 @@ __all__ = [
 # Any constant, the same in every process: it serialises creating and
 # retiring signing keys across replicas and the rotate-key command.
 _SIGNING_KEYS_LOCK = 0x7573_6572_5F6B_6579  # "user_key"
-
-# Whole logins (token families) whose newest token expired before the
-# cutoff (services/chassis/janitor.py): a family goes at once, never a used
-# token whose reuse must still revoke the live ones after it.
-PRUNE_REFRESH_TOKENS = text(
-    "DELETE FROM refresh_tokens WHERE family_id IN ("
-    " SELECT family_id FROM refresh_tokens GROUP BY family_id"
-    " HAVING max(expires_at) < :cutoff LIMIT :batch)"
-)
 
 
 class UserRepository:
