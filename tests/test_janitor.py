@@ -13,24 +13,22 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from infra.devstack.processes import ensure_database
+from infra.devstack.processes import ensure_database, run_once
 from infra.devstack.stack import database_url
 from services.analytics.pruning import PRUNE_PROCESSED_EVENTS
 from services.chassis.db import asyncpg_url
 from services.chassis.janitor import Janitor
-from services.chassis.migrations import upgrade
+from services.link.pruning import PRUNE_OUTBOX
 from services.user.pruning import PRUNE_REFRESH_TOKENS
-from tests.conftest import Infra
+from tests.conftest import Infra, settings_for
 
-SERVICES = Path(__file__).resolve().parents[1] / "services"
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 WEEK = timedelta(days=7)
 
@@ -38,7 +36,10 @@ WEEK = timedelta(days=7)
 async def _database(infra: Infra, name: str, service: str) -> AsyncEngine:
     await asyncio.to_thread(ensure_database, infra.ports.postgres, name, name, name)
     url = database_url(infra.ports, name)
-    await asyncio.to_thread(upgrade, SERVICES / service / "migrations", url)
+    # In a process of its own, as everywhere: a migration loads its service's
+    # models, and two services' models do not share one process.
+    env = settings_for(infra, service, getattr(infra.ports, service), database_url=url)
+    await asyncio.to_thread(run_once, ["-m", f"services.{service}", "migrate"], env)
     return create_async_engine(asyncpg_url(url))
 
 
@@ -64,15 +65,15 @@ async def _count(engine: AsyncEngine, table: str) -> int:
         return int((await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())
 
 
-def _janitor(engine: AsyncEngine, keep: timedelta = WEEK, batch_rows: int = 5) -> Janitor:
+def _janitor(
+    engine: AsyncEngine,
+    table: str = "processed_events",
+    statement: TextClause = PRUNE_PROCESSED_EVENTS,
+    keep: timedelta = WEEK,
+) -> Janitor:
+    """A janitor whose clock says NOW, in batches of 5, every 0.05 s."""
     return Janitor(
-        "processed_events",
-        engine,
-        PRUNE_PROCESSED_EVENTS,
-        keep=keep,
-        interval_seconds=0.05,
-        batch_rows=batch_rows,
-        now=lambda: NOW,
+        table, engine, statement, keep=keep, interval_seconds=0.05, batch_rows=5, now=lambda: NOW
     )
 
 
@@ -159,15 +160,7 @@ async def test_a_login_is_pruned_only_once_its_newest_refresh_token_expired(
                     for family, expires in tokens
                 ],
             )
-        janitor = Janitor(
-            "refresh_tokens",
-            engine,
-            PRUNE_REFRESH_TOKENS,
-            keep=timedelta(hours=24),
-            interval_seconds=60,
-            batch_rows=100,
-            now=lambda: NOW,
-        )
+        janitor = _janitor(engine, "refresh_tokens", PRUNE_REFRESH_TOKENS, timedelta(hours=24))
         assert await janitor.run_once() == 2
         async with engine.connect() as conn:
             families = (
@@ -177,6 +170,40 @@ async def test_a_login_is_pruned_only_once_its_newest_refresh_token_expired(
                 )
             ).scalars()
             assert sorted(families) == [live, live]
+    finally:
+        await engine.dispose()
+
+
+async def test_published_outbox_rows_go_after_the_retention_and_pending_ones_never(
+    infra: Infra,
+) -> None:
+    engine = await _database(infra, "janitor_link", "link")
+    rows = {
+        "published long ago": (NOW - timedelta(days=3), NOW - timedelta(days=3)),
+        "never published": (NOW - timedelta(days=5), None),
+        "published lately": (NOW - timedelta(hours=3), NOW - timedelta(hours=1)),
+    }
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("TRUNCATE outbox"))
+            await conn.execute(
+                text(
+                    "INSERT INTO outbox (topic, key, payload, created_at, published_at)"
+                    " VALUES ('links', :key, '{}', :created, :published)"
+                ),
+                [
+                    {"key": name.encode(), "created": created, "published": published}
+                    for name, (created, published) in rows.items()
+                ],
+            )
+        janitor = _janitor(engine, "outbox", PRUNE_OUTBOX, timedelta(hours=48))
+        assert await janitor.run_once() == 1
+        async with engine.connect() as conn:
+            kept = (await conn.execute(text("SELECT key FROM outbox"))).scalars()
+            assert sorted(bytes(key).decode() for key in kept) == [
+                "never published",
+                "published lately",
+            ]
     finally:
         await engine.dispose()
 

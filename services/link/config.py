@@ -9,6 +9,7 @@ from services.chassis.config import (
     DatabaseSettings,
     InternalAuthSettings,
     KafkaSettings,
+    PruneSettings,
     RedisSettings,
     ServiceSettings,
 )
@@ -17,9 +18,18 @@ __all__ = ["LinkSettings"]
 
 
 class LinkSettings(
-    ServiceSettings, DatabaseSettings, RedisSettings, KafkaSettings, InternalAuthSettings
+    ServiceSettings,
+    DatabaseSettings,
+    RedisSettings,
+    KafkaSettings,
+    InternalAuthSettings,
+    PruneSettings,
 ):
     model_config = SettingsConfigDict(env_prefix="LINK_", extra="ignore", frozen=True)
+
+    # Published outbox rows are kept this long, to answer "did it go out, and
+    # when"; two days is about 7 M rows at docs/capacity.md's average rate.
+    outbox_retention_hours: float = Field(48.0, gt=0)
 
     port: int = Field(8001, ge=1, le=65535)
     # Where short links point: the public address of the gateway.

@@ -14,12 +14,14 @@ from services.chassis.db import create_engine, ping
 from services.chassis.events import CLICKS_TOPIC
 from services.chassis.health import DependencyCheck
 from services.chassis.identity import GatewaySigner
+from services.chassis.janitor import Janitor
 from services.chassis.kafka import EventPublisher
 from services.chassis.redis import create_redis
 from services.link.cache import LinkCache
 from services.link.clicks import ClickRecorder
 from services.link.config import LinkSettings
 from services.link.outbox import OutboxRelay
+from services.link.pruning import PRUNE_OUTBOX
 from services.link.resolver import LinkResolver
 from services.link.router import router
 from services.link.service import LinkService
@@ -42,6 +44,14 @@ def create_app(settings: LinkSettings | None = None) -> FastAPI:
         sessions = async_sessionmaker(engine, expire_on_commit=False)
         relay = OutboxRelay(sessions, settings)
         await relay.start()
+        janitor = Janitor.for_settings(
+            "outbox",
+            engine,
+            PRUNE_OUTBOX,
+            keep_hours=settings.outbox_retention_hours,
+            settings=settings,
+        )
+        janitor.start()
         cache = LinkCache(
             redis,
             redis_breaker(settings),
@@ -68,6 +78,7 @@ def create_app(settings: LinkSettings | None = None) -> FastAPI:
             yield
         finally:
             app.state.draining = True
+            await janitor.stop(settings.shutdown_timeout_seconds)
             await relay.stop(settings.shutdown_timeout_seconds)
             await publisher.stop(settings.shutdown_timeout_seconds)
             await redis.aclose()

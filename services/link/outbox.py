@@ -9,6 +9,9 @@ only if the change commits. ``OutboxRelay`` moves pending rows to Kafka:
 2. send them and wait for every acknowledgement (``acks=all``);
 3. mark them published in the transaction that locked them, and commit.
 
+Published rows are kept ``LINK_OUTBOX_RETENTION_HOURS`` (48) and then
+deleted by the service's janitor (services/chassis/janitor.py).
+
 A crash between 2 and 3 sends the batch again: delivery is at-least-once and
 consumers deduplicate by ``event_id``. While the broker is away the relay
 retries with backoff and the rows wait in the table: requests never wait for
@@ -24,11 +27,10 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter, Gauge
-from sqlalchemy import Row, delete, func, select, update
+from sqlalchemy import Row, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.chassis.config import KafkaSettings
@@ -58,12 +60,6 @@ BATCH_SIZE = 500
 POLL_INTERVAL_SECONDS = 0.2
 # Counting reads the whole pending index: cheap when drained, not during an outage.
 COUNT_INTERVAL_SECONDS = 5.0
-# Published rows answer "did it go out, and when"; two days of them is about
-# 7 M rows at the average rate of docs/capacity.md.
-RETENTION = timedelta(days=2)
-CLEANUP_INTERVAL_SECONDS = 600.0
-# Deleted a slice per transaction, each well inside the statement timeout.
-CLEANUP_BATCH = 10_000
 MIN_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS = 0.1, 5.0
 
 OutboxRow = Row[int, str, bytes, bytes]
@@ -96,7 +92,6 @@ class OutboxRelay:
         self._producer: AIOKafkaProducer | None = None
         self._task: asyncio.Task[None] | None = None
         self._next_count = 0.0
-        self._next_cleanup = 0.0
 
     def wake(self) -> None:
         """Relay now rather than at the next poll: a commit just wrote outbox rows."""
@@ -183,27 +178,6 @@ class OutboxRelay:
                     .where(OutboxMessage.published_at.is_(None))
                 )
             OUTBOX_PENDING.set(pending or 0)
-        if now >= self._next_cleanup:
-            self._next_cleanup = now + CLEANUP_INTERVAL_SECONDS
-            await self._delete_published(datetime.now(UTC) - RETENTION)
-
-    async def _delete_published(self, before: datetime) -> None:
-        while True:
-            oldest = (
-                select(OutboxMessage.id)
-                .where(OutboxMessage.published_at < before)
-                .order_by(OutboxMessage.id)
-                .limit(CLEANUP_BATCH)
-            )
-            async with session_scope(self._sessions) as session:
-                result = await session.execute(
-                    delete(OutboxMessage)
-                    .where(OutboxMessage.id.in_(oldest.scalar_subquery()))
-                    .returning(OutboxMessage.id)
-                )
-                deleted = len(result.all())
-            if deleted < CLEANUP_BATCH:
-                return
 
     async def _connect(self) -> AIOKafkaProducer:
         self._producer = await start_producer(self._settings, linger_ms=0)
