@@ -184,6 +184,32 @@ def test_one_trace_spans_gateway_link_kafka_and_consumer(
     assert any(s.parent_span_id == consumed.span_id for s in spans), "database spans"
 
 
+def test_a_link_change_reaches_the_consumer_in_the_trace_of_its_request(
+    traced: Traced,
+) -> None:
+    """Through the outbox: the row keeps the request's context, the relay
+    (another task, later) sends it as a header."""
+    response = httpx.post(f"{traced.full}/api/v1/links", json={"url": "https://example.com/o"})
+    assert response.status_code == 201, response.text
+    trace_id = access_line(traced.logs["full"], response.headers["x-request-id"])["trace_id"]
+
+    def in_trace(spans: list[ReceivedSpan]) -> list[ReceivedSpan]:
+        return [s for s in spans if s.trace_id == trace_id and BATCH_SIZE not in s.attributes]
+
+    spans = in_trace(
+        traced.receiver.wait_for(
+            lambda spans: any(s.name == "process links" for s in in_trace(spans)), timeout=45
+        )
+    )
+    tree = [(s.service, s.name, s.kind, s.span_id, s.parent_span_id) for s in spans]
+    by_name = {(s.service, s.name, s.kind): s for s in spans}
+    served = by_name["link", "POST /api/v1/links", "SERVER"]
+    created = by_name["link", "create links", "PRODUCER"]
+    processed = by_name["analytics", "process links", "CONSUMER"]
+    assert created.parent_span_id == served.span_id, tree
+    assert processed.parent_span_id == created.span_id, tree
+
+
 def test_log_lines_carry_the_trace_of_their_request(
     traced: Traced, redirect: tuple[str, str]
 ) -> None:

@@ -31,7 +31,14 @@ from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind
 
 from services.chassis.tracing import current_tracer
 
-__all__ = ["consuming", "message_context", "message_headers", "sending"]
+__all__ = [
+    "consuming",
+    "context_of_traceparent",
+    "message_context",
+    "message_headers",
+    "sending",
+    "traceparent_of",
+]
 
 Headers = Sequence[tuple[str, bytes]]
 # A batch span links to at most this many of its events (the SDK keeps 128).
@@ -67,6 +74,18 @@ def message_headers(context: SpanContext | None) -> list[tuple[str, bytes]] | No
     carrier: dict[str, str] = {}
     propagate.inject(carrier, context=trace.set_span_in_context(NonRecordingSpan(context)))
     return [(key, value.encode()) for key, value in carrier.items()]
+
+
+def traceparent_of(context: SpanContext | None) -> str | None:
+    """``context`` as a W3C ``traceparent`` value, to be stored with an event
+    sent later by another process (the outbox); None for None."""
+    headers = message_headers(context)
+    return None if headers is None else dict(headers)["traceparent"].decode()
+
+
+def context_of_traceparent(traceparent: str | None) -> SpanContext | None:
+    """The creation context stored by ``traceparent_of``."""
+    return None if traceparent is None else _remote_context([("traceparent", traceparent.encode())])
 
 
 @contextmanager

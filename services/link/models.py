@@ -73,3 +73,7 @@ class OutboxMessage(Base):
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The W3C traceparent of the event's creation, sent as a Kafka header, so
+    # the consumers' spans join the trace of the request that made the change.
+    # Null outside a sampled trace.
+    traceparent: Mapped[str | None] = mapped_column(Text)

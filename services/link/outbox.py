@@ -37,6 +37,13 @@ from services.chassis.config import KafkaSettings
 from services.chassis.db import session_scope
 from services.chassis.kafka import start_producer
 from services.chassis.tasks import finish_within
+from services.chassis.tracing_kafka import (
+    context_of_traceparent,
+    message_context,
+    message_headers,
+    sending,
+    traceparent_of,
+)
 from services.link.models import OutboxMessage
 
 __all__ = ["OutboxRelay", "stage"]
@@ -62,12 +69,17 @@ POLL_INTERVAL_SECONDS = 0.2
 COUNT_INTERVAL_SECONDS = 5.0
 MIN_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS = 0.1, 5.0
 
-OutboxRow = Row[int, str, bytes, bytes]
+OutboxRow = Row[int, str, bytes, bytes, str | None]
 
 
 def stage(session: AsyncSession, topic: str, key: bytes, payload: bytes) -> None:
-    """Add an event to the session's transaction: it exists if, and only if, that commits."""
-    session.add(OutboxMessage(topic=topic, key=key, payload=payload))
+    """Add an event to the session's transaction: it exists if, and only if, that commits.
+
+    In a sampled trace, the event's creation is a span of the request, and
+    its context is stored with the row for the relay to send as a header.
+    """
+    traceparent = traceparent_of(message_context(topic))
+    session.add(OutboxMessage(topic=topic, key=key, payload=payload, traceparent=traceparent))
 
 
 class OutboxRelay:
@@ -143,7 +155,11 @@ class OutboxRelay:
         async with session_scope(self._sessions) as session:
             query = (
                 select(
-                    OutboxMessage.id, OutboxMessage.topic, OutboxMessage.key, OutboxMessage.payload
+                    OutboxMessage.id,
+                    OutboxMessage.topic,
+                    OutboxMessage.key,
+                    OutboxMessage.payload,
+                    OutboxMessage.traceparent,
                 )
                 .where(OutboxMessage.published_at.is_(None))
                 .order_by(OutboxMessage.id)
@@ -213,10 +229,22 @@ async def _held_back(session: AsyncSession, rows: Sequence[OutboxRow]) -> set[in
 
 
 async def _send(producer: AIOKafkaProducer, rows: Sequence[OutboxRow], wait_seconds: float) -> None:
-    """Send ``rows`` and wait for every acknowledgement; raise if one is missing."""
-    futures = [await producer.send(row.topic, row.payload, key=row.key) for row in rows]
-    # asyncio.wait, not wait_for(gather): a timeout must not cancel the producer's futures.
-    done, pending = await asyncio.wait(futures, timeout=wait_seconds)
+    """Send ``rows`` and wait for every acknowledgement; raise if one is missing.
+
+    Each row's stored creation context goes out as its message's headers,
+    inside one ``send`` span for the batch (services/chassis/tracing_kafka.py).
+    """
+    contexts = [context_of_traceparent(row.traceparent) for row in rows]
+    # One topic per batch in practice (links); the span names the first row's.
+    with sending(rows[0].topic, contexts):
+        futures = [
+            await producer.send(
+                row.topic, row.payload, key=row.key, headers=message_headers(context)
+            )
+            for row, context in zip(rows, contexts, strict=True)
+        ]
+        # asyncio.wait, not wait_for(gather): a timeout must not cancel the producer's futures.
+        done, pending = await asyncio.wait(futures, timeout=wait_seconds)
     if pending:
         raise TimeoutError(f"{len(pending)} events unacknowledged after {wait_seconds} s")
     for future in done:
