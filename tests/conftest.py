@@ -33,6 +33,9 @@ from infra.devstack.processes import (
 from infra.devstack.stack import Ports, database_url, service_env
 from services.chassis.events import TOPICS
 
+# The `evidence` fixture, and the excerpts it prints after the run.
+pytest_plugins = ["tests.evidence"]
+
 
 @dataclass(frozen=True)
 class Infra:

@@ -96,6 +96,7 @@ class Exposed:
 
     names: set[str]
     labels: dict[str, list[dict[str, str]]]
+    text: str  # the scrape as served, for the CI log's excerpt
 
 
 # The sample names a declared family may have before it has any sample (a
@@ -109,7 +110,7 @@ _SUFFIXES = {
 
 def scrape(base_url: str) -> Exposed:
     text = httpx.get(f"{base_url}/metrics", timeout=10).text
-    exposed = Exposed(set(), {})
+    exposed = Exposed(set(), {}, text)
     for family in text_string_to_metric_families(text):
         exposed.names.update(family.name + s for s in _SUFFIXES.get(family.type, ("",)))
         for sample in family.samples:

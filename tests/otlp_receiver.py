@@ -11,7 +11,7 @@ from __future__ import annotations
 import gzip
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -22,7 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-__all__ = ["OtlpReceiver", "ReceivedSpan"]
+__all__ = ["OtlpReceiver", "ReceivedSpan", "render_tree"]
 
 _OK = ExportTraceServiceResponse().SerializeToString()
 # OTLP's enum, as the SDK's SpanKind names it.
@@ -41,6 +41,22 @@ class ReceivedSpan:
     trace_state: str
     attributes: dict[str, Any] = field(default_factory=dict)
     links: tuple[tuple[str, str], ...] = ()  # (trace id, span id)
+
+
+def render_tree(spans: Iterable[ReceivedSpan]) -> str:
+    """One trace as an indented tree, a span a line: service, kind, name, parent first."""
+    children: dict[str, list[ReceivedSpan]] = {}
+    for span in spans:
+        children.setdefault(span.parent_span_id, []).append(span)
+    lines: list[str] = []
+
+    def walk(parent: str, depth: int) -> None:
+        for span in children.get(parent, []):
+            lines.append(f"{'   ' * depth}{span.service:<10} {span.kind:<9} {span.name}")
+            walk(span.span_id, depth + 1)
+
+    walk("", 0)
+    return "\n".join(lines)
 
 
 def _value(value: AnyValue) -> Any:

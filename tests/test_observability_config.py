@@ -14,6 +14,7 @@ from pathlib import Path
 
 from infra.devstack.prometheus import render_config
 from infra.grafana.__main__ import rendered
+from tests.evidence import Evidence
 from tests.observability import (
     ALERTMANAGER_CONFIG,
     PROMETHEUS_DIR,
@@ -36,9 +37,11 @@ def test_prometheus_configs_are_valid(tmp_path: Path) -> None:
     run_tool("promtool", "check", "config", local)
 
 
-def test_rules_are_valid_and_their_unit_tests_pass() -> None:
-    run_tool("promtool", "check", "rules", *RULE_FILES)
-    assert "SUCCESS" in run_tool("promtool", "test", "rules", *UNIT_TESTS)
+def test_rules_are_valid_and_their_unit_tests_pass(evidence: Evidence) -> None:
+    checked = run_tool("promtool", "check", "rules", *RULE_FILES)
+    tested = run_tool("promtool", "test", "rules", *UNIT_TESTS)
+    assert "SUCCESS" in tested
+    evidence("promtool check rules, promtool test rules", checked + "\n" + tested)
 
 
 def _minutes(duration: str) -> int:
@@ -79,8 +82,8 @@ def test_every_alert_links_a_runbook_that_says_what_to_do() -> None:
         assert not missing, f"{annotations['runbook_url']} lacks {missing}"
 
 
-def test_alertmanager_config_is_valid() -> None:
-    run_tool("amtool", "check-config", ALERTMANAGER_CONFIG)
+def test_alertmanager_config_is_valid(evidence: Evidence) -> None:
+    evidence("amtool check-config", run_tool("amtool", "check-config", ALERTMANAGER_CONFIG))
 
 
 def test_dashboards_are_what_their_definitions_generate() -> None:

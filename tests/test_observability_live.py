@@ -9,6 +9,7 @@ rules, which must evaluate on their real samples.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from pathlib import Path
@@ -21,6 +22,7 @@ import pytest
 from infra.devstack.managed import free_port
 from infra.devstack.prometheus import start_prometheus
 from tests.accounts import register
+from tests.evidence import Evidence
 from tests.observability import Exposed, alert_rules, dashboard_queries, recording_rules, scrape
 from tests.promql import Selector, selectors
 
@@ -70,24 +72,46 @@ def _problems(selector: Selector, by_job: dict[str, Exposed]) -> str | None:
     return None
 
 
+def _excerpt(job: str, scraped: Exposed, used: set[str]) -> str:
+    """The samples of ``job``'s scrape that the monitoring reads; a histogram by its count."""
+    buckets = {name for name in used if name.endswith("_bucket")}
+    wanted = used - buckets | {name.removesuffix("_bucket") + "_count" for name in buckets}
+    samples = [line for line in scraped.text.splitlines() if not line.startswith("#")]
+    lines = [s for s in samples if re.split(r"[{ ]", s, maxsplit=1)[0] in wanted]
+    shown = lines[:_EXCERPT_LINES]
+    more = [f"... and {len(lines) - len(shown)} more"] if len(lines) > len(shown) else []
+    head = f"{job}: {len(samples)} samples scraped, {len(lines)} of them read by the monitoring"
+    return "\n".join([head, *shown, *more])
+
+
+_EXCERPT_LINES = 100
+
+
 def test_every_metric_used_by_rules_and_dashboards_is_exposed(
-    exposed: tuple[str, dict[str, Exposed]],
+    exposed: tuple[str, dict[str, Exposed]], evidence: Evidence
 ) -> None:
     _, by_job = exposed
     recorded = recording_rules()
     used = [*recorded.values(), *(rule["expr"] for rule in alert_rules())]
     used += [q for queries in dashboard_queries().values() for q in queries]
     missing = set()
+    checked: set[str] = set()
     for expr in used:
         for selector in selectors(expr):
             # Recording outputs are checked through their own expressions; `up` is
             # written by Prometheus for every target, never exposed by one.
             if selector.name in recorded or selector.name == "up":
                 continue
+            checked.add(selector.name)
             if (problem := _problems(selector, by_job)) is not None:
                 missing.add(problem)
     assert not missing, "used but not exposed by any running process:\n" + "\n".join(
         sorted(missing)
+    )
+    evidence(
+        f"every one of {len(checked)} metrics read by {len(used)} rules and dashboard queries "
+        "is exposed: the scrapes",
+        "\n\n".join(_excerpt(job, scraped, checked) for job, scraped in by_job.items()),
     )
 
 

@@ -23,7 +23,8 @@ import pytest
 from infra.devstack.processes import free_port
 from services.chassis.tracing_kafka import BATCH_SIZE
 from tests.conftest import Infra, running_gateway, running_service
-from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
+from tests.evidence import Evidence
+from tests.otlp_receiver import OtlpReceiver, ReceivedSpan, render_tree
 
 RATIO = 0.25
 # A client address the gateway learns from a trusted proxy, and credentials:
@@ -124,7 +125,7 @@ def redirect(traced: Traced) -> tuple[str, str]:
 
 
 def test_one_trace_spans_gateway_link_kafka_and_consumer(
-    traced: Traced, redirect: tuple[str, str]
+    traced: Traced, redirect: tuple[str, str], evidence: Evidence
 ) -> None:
     _, trace_id = redirect
 
@@ -182,6 +183,10 @@ def test_one_trace_spans_gateway_link_kafka_and_consumer(
     (consumed,) = [s for s in batches if s.service == "analytics"]
     assert (consumed.trace_id, consumed.span_id) == batch_link
     assert any(s.parent_span_id == consumed.span_id for s in spans), "database spans"
+    evidence(
+        f"one trace, gateway -> link -> Kafka -> analytics ({trace_id})",
+        render_tree(trace.values()),
+    )
 
 
 def test_a_link_change_reaches_the_consumer_in_the_trace_of_its_request(
