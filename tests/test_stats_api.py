@@ -8,15 +8,14 @@ tests poll the stats until they add up (with a deadline).
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.accounts import Account, register
+from tests.stats import poll, total
 
 IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
@@ -42,28 +41,6 @@ def create(client: httpx.Client, account: Account | None) -> str:
 def follow(client: httpx.Client, code: str, user_agent: str, referer: str | None = None) -> None:
     headers = {"user-agent": user_agent, **({"referer": referer} if referer else {})}
     assert client.get(f"/{code}", headers=headers).status_code == 302
-
-
-def poll(
-    client: httpx.Client,
-    path: str,
-    done: Callable[[dict[str, Any]], bool],
-    headers: dict[str, str] | None = None,
-    within: float = 30,
-) -> dict[str, Any]:
-    """GET ``path`` until a 200 body satisfies ``done`` or the deadline passes."""
-    deadline = time.monotonic() + within
-    while True:
-        response = client.get(path, headers=headers)
-        body: dict[str, Any] = response.json()
-        if (response.status_code == 200 and done(body)) or time.monotonic() > deadline:
-            assert response.status_code == 200, response.text
-            return body
-        time.sleep(0.2)
-
-
-def total(stats: dict[str, Any]) -> int:
-    return int(stats["totals"]["clicks"]) + int(stats["totals"]["bot_clicks"])
 
 
 def named(items: list[dict[str, Any]], key: str = "name") -> dict[str, int]:
