@@ -24,10 +24,17 @@ import asyncpg
 from infra.devstack.managed import LOCALHOST, DevstackError, ManagedProcess, spawn, wait_ready
 from infra.devstack.procfs import cmdline
 
-__all__ = ["ensure_database", "postgres_unreachable_parent", "start_postgres"]
+__all__ = [
+    "ensure_database",
+    "postgres_account",
+    "postgres_bindir",
+    "postgres_unreachable_parent",
+    "start_postgres",
+]
 
 
-def _bindir() -> Path:
+def postgres_bindir() -> Path:
+    """Where the server binaries are (initdb, pg_ctl, pg_basebackup): PATH, else Debian's."""
     if on_path := shutil.which("initdb"):
         return Path(on_path).resolve().parent
     # Debian keeps server binaries off PATH, in one directory per major version.
@@ -41,7 +48,7 @@ def _bindir() -> Path:
     return found[-1].parent
 
 
-def _account() -> pwd.struct_passwd | None:
+def postgres_account() -> pwd.struct_passwd | None:
     """The account to run Postgres as: ``postgres`` under root, else None (ourselves)."""
     if os.geteuid() != 0:
         return None
@@ -53,7 +60,7 @@ def _account() -> pwd.struct_passwd | None:
 
 def postgres_unreachable_parent(data_dir: Path) -> Path | None:
     """The first existing directory above ``data_dir`` the Postgres account cannot enter."""
-    account = _account()
+    account = postgres_account()
     if account is None:
         return None
     for parent in reversed(data_dir.resolve().parents):
@@ -111,7 +118,7 @@ def start_postgres(data_dir: Path, port: int, log_path: Path) -> ManagedProcess:
 
     Reusing a data directory skips initdb, so a second start takes about a second.
     """
-    bindir, account = _bindir(), _account()
+    bindir, account = postgres_bindir(), postgres_account()
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     if (blocker := postgres_unreachable_parent(data_dir)) is not None:

@@ -45,6 +45,7 @@ __all__ = [
     "ServiceSpec",
     "database_url",
     "infra_urls",
+    "launch_service",
     "service_env",
     "stack_rss_bytes",
     "start_stack",
@@ -256,7 +257,7 @@ def start_stack(
         # wait for each in order (a service reports ready once those it calls are).
         launched: list[ManagedProcess] = []
         for spec in services:
-            launched.append(_launch(spec, ports, state))
+            launched.append(launch_service(spec, ports, state))
             keep(launched[-1], spec.url(ports))
         for proc, spec in zip(launched, services, strict=True):
             wait_http_ready(proc, f"{spec.url(ports)}/readyz")
@@ -278,7 +279,8 @@ def _migrate(spec: ServiceSpec, ports: Ports) -> None:
         run_once(["-m", spec.module, *spec.migrate], spec.env(ports), cwd=REPO_ROOT)
 
 
-def _launch(spec: ServiceSpec, ports: Ports, state: StateDir) -> ManagedProcess:
+def launch_service(spec: ServiceSpec, ports: Ports, state: StateDir) -> ManagedProcess:
+    """Start one service process of the stack, logging to its file in ``state``; not awaited."""
     args = ["-m", spec.module, *spec.serve]
     return start_python(spec.name, args, spec.env(ports), state.log(spec.name), None, cwd=REPO_ROOT)
 

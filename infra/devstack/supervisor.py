@@ -31,7 +31,7 @@ from infra.devstack.postgres import start_postgres
 from infra.devstack.processes import create_topics, start_broker, start_redis, wait_http_ready
 from infra.devstack.procfs import listens_on
 from infra.devstack.prometheus import start_prometheus
-from infra.devstack.stack import SERVICES, Ports, ServiceSpec, _launch, infra_urls
+from infra.devstack.stack import SERVICES, Ports, ServiceSpec, infra_urls, launch_service
 from infra.devstack.state import StateDir
 from services.chassis.events import TOPICS
 
@@ -83,7 +83,7 @@ def _service(spec: ServiceSpec, ports: Ports, state: StateDir) -> Relaunch:
     port = ports.by_name()[spec.name]
 
     def relaunch() -> ManagedProcess:
-        proc = _launch(spec, ports, state)
+        proc = launch_service(spec, ports, state)
         if spec.name in ROLLING:
             # The port may be answered by the old process too: wait until this
             # one listens, which uvicorn does only once the app has started.

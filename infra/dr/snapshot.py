@@ -20,7 +20,7 @@ import subprocess
 from pathlib import Path
 
 from infra.devstack.managed import LOCALHOST, DevstackError
-from infra.devstack.postgres import _account, _bindir, postgres_unreachable_parent
+from infra.devstack.postgres import postgres_account, postgres_bindir, postgres_unreachable_parent
 from infra.devstack.procfs import cmdline
 
 __all__ = ["base_backup", "ensure_stopped", "restore_data_dir", "verify_backup"]
@@ -28,9 +28,9 @@ __all__ = ["base_backup", "ensure_stopped", "restore_data_dir", "verify_backup"]
 
 def _run(tool: str, *args: str, timeout: float = 600) -> str:
     """Run a Postgres client tool as the server's account; its output, or a DevstackError."""
-    account = _account()
+    account = postgres_account()
     done = subprocess.run(  # noqa: S603 -- a fixed argv, no shell
-        [str(_bindir() / tool), *args],
+        [str(postgres_bindir() / tool), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -46,7 +46,7 @@ def _run(tool: str, *args: str, timeout: float = 600) -> str:
 
 
 def _give_to_postgres(path: Path) -> None:
-    account = _account()
+    account = postgres_account()
     if account is None:
         return
     for root, dirs, files in os.walk(path):
