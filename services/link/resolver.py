@@ -3,6 +3,9 @@
 Links with a visit limit are the exception: the cache only tells that a
 link is limited, and every visit is counted (or refused) by one atomic
 UPDATE in Postgres. A cached copy would let visits past the limit slip by.
+Once Postgres refuses a visit, the entry is reloaded and says why (limit
+reached, expired, deleted), so later visits are refused by Redis alone: an
+exhausted link cannot be hammered into a write per visit.
 """
 
 from __future__ import annotations
@@ -14,9 +17,10 @@ from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.chassis.db import session_scope
-from services.link.cache import NEGATIVE, CachedLink, LinkCache
+from services.link.cache import NEGATIVE, CachedLink, Lease, LinkCache
 from services.link.codes import CODE_RE
 from services.link.exceptions import LinkExpired, LinkNotFound, VisitLimitReached
+from services.link.models import Link
 from services.link.repository import LinkRepository
 
 __all__ = ["LinkResolver", "check_shape"]
@@ -48,10 +52,7 @@ class LinkResolver:
         if cached is NEGATIVE:
             raise LinkNotFound(f"No link with code '{code}'.")
         link = cached if isinstance(cached, CachedLink) else await self._load_once(code)
-        if link is None:
-            raise LinkNotFound(f"No link with code '{code}'.")
-        if link.expired(time.time()):
-            raise LinkExpired(f"The link '{code}' has expired.")
+        link = _followable(code, link)
         if link.limited:
             return await self._count_visit(code)
         return link
@@ -59,21 +60,20 @@ class LinkResolver:
     async def _count_visit(self, code: str) -> CachedLink:
         """A visit of a limited link, counted in Postgres; the row's state wins over the cache."""
         async with session_scope(self.sessions) as session:
-            repository = LinkRepository(session)
-            counted = await repository.count_visit(code)
-            # Refused: tell why, from the same transaction.
-            row = None if counted is not None else await repository.get_by_code(code)
-        (_COUNTED if counted is not None else _REFUSED).inc()
-        if counted is not None:
-            url, redirect_type, expires_at = counted
-            return CachedLink(
-                url, redirect_type, expires_at.timestamp() if expires_at else None, limited=True
-            )
-        if row is None:
-            raise LinkNotFound(f"No link with code '{code}'.")
-        if row.expires_at is not None and row.expires_at.timestamp() <= time.time():
-            raise LinkExpired(f"The link '{code}' has expired.")
-        raise VisitLimitReached(f"The link '{code}' has had all the visits it allows.")
+            counted = await LinkRepository(session).count_visit(code)
+        if counted is None:
+            _REFUSED.inc()
+            # The entry that let this visit through is out of date: reload it
+            # under a fresh lease (which also fences loads begun before), so
+            # the next visits are refused by the cache, and tell this one why.
+            _followable(code, await self._load(code, await self.cache.fresh_lease(code)))
+            # The row looks followable again: a change raced this visit, which lost.
+            raise VisitLimitReached(f"The link '{code}' has had all the visits it allows.")
+        _COUNTED.inc()
+        url, redirect_type, expires_at = counted
+        return CachedLink(
+            url, redirect_type, expires_at.timestamp() if expires_at else None, limited=True
+        )
 
     async def _load_once(self, code: str) -> CachedLink | None:
         """Load a missed code from Postgres, once per process however many ask.
@@ -87,7 +87,7 @@ class LinkResolver:
         future: asyncio.Future[CachedLink | None] = asyncio.get_running_loop().create_future()
         self._loading[code] = future
         try:
-            link = await self._load(code)
+            link = await self._lease_and_load(code)
         except asyncio.CancelledError:
             future.cancel()
             raise
@@ -101,13 +101,37 @@ class LinkResolver:
         finally:
             del self._loading[code]
 
-    async def _load(self, code: str) -> CachedLink | None:
+    async def _lease_and_load(self, code: str) -> CachedLink | None:
+        """A missed code from Postgres, fenced by a lease taken before the read (cache.py)."""
+        claim = await self.cache.lease(code)
+        if isinstance(claim, Lease) or claim is None:
+            return await self._load(code, claim)
+        # Filled by another process since the miss.
+        return claim if isinstance(claim, CachedLink) else None
+
+    async def _load(self, code: str, lease: Lease | None) -> CachedLink | None:
         async with session_scope(self.sessions) as session:
             row = await LinkRepository(session).get_by_code(code)
-        if row is None:
-            await self.cache.put(code, NEGATIVE)
-            return None
-        expires_at = row.expires_at.timestamp() if row.expires_at else None
-        link = CachedLink(row.url, row.redirect_type, expires_at, row.max_visits is not None)
-        await self.cache.put(code, link)
+        link = None if row is None else _entry(row)
+        if lease is not None:
+            await self.cache.fill(code, NEGATIVE if link is None else link, lease)
         return link
+
+
+def _entry(row: Link) -> CachedLink:
+    """What the cache keeps of a row. Exhausted stays true until a change: visits only grow."""
+    expires_at = row.expires_at.timestamp() if row.expires_at else None
+    limited = row.max_visits is not None
+    exhausted = row.max_visits is not None and row.visits >= row.max_visits
+    return CachedLink(row.url, row.redirect_type, expires_at, limited, exhausted)
+
+
+def _followable(code: str, link: CachedLink | None) -> CachedLink:
+    """The link if it may be followed; otherwise the error that says why not."""
+    if link is None:
+        raise LinkNotFound(f"No link with code '{code}'.")
+    if link.expired(time.time()):
+        raise LinkExpired(f"The link '{code}' has expired.")
+    if link.exhausted:
+        raise VisitLimitReached(f"The link '{code}' has had all the visits it allows.")
+    return link

@@ -1,10 +1,12 @@
 """The rules of links: creating, reading, changing and deleting them.
 
 The service owns its units of work: a transaction is opened and committed by
-``session_scope`` here, and the cache is touched only after the commit, so a
-reader can never cache a state the database does not have. Each change writes
-its ``LinkChanged`` event to the outbox in that same transaction (outbox.py):
-no event for a change that rolled back, no change without its event.
+``session_scope`` here, and the cache entry is deleted only after the commit;
+the delete also takes the lease of any load in progress (cache.py), so a
+reader that read the row before the commit cannot put it back. Each change
+writes its ``LinkChanged`` event to the outbox in that same transaction
+(outbox.py): no event for a change that rolled back, no change without its
+event.
 """
 
 from __future__ import annotations
