@@ -30,7 +30,7 @@ from infra.devstack.stack import database_url
 from services.chassis.breaker import Breaker
 from services.chassis.db import asyncpg_url
 from services.chassis.identity import Identity
-from services.link.cache import LinkCache
+from services.link.cache import NEGATIVE, CachedLink, LinkCache
 from services.link.exceptions import LinkExpired, LinkNotFound, VisitLimitReached
 from services.link.resolver import LinkResolver
 from services.link.schemas import LinkCreate, LinkUpdate
@@ -137,6 +137,7 @@ async def create(links: LinkService, code: str) -> None:
 
 @pytest.mark.parametrize(
     ("existed", "change", "target_after"),
+    # A created link's lookup finds its creation's tombstone; an unknown code's, nothing.
     [(True, change_target, NEW), (True, delete, None), (False, create, NEW)],
     ids=["update", "delete", "create"],
 )
@@ -160,7 +161,9 @@ async def test_a_load_that_read_the_row_before_a_change_cannot_cache_it_after(
     held.released.set()
     await asyncio.gather(loading, return_exceptions=True)
 
-    assert await cache.redis.get(LinkCache.key(code)) is None
+    left = await cache.get(code)  # nothing the held load read: a miss
+    assert not isinstance(left, CachedLink)
+    assert left is not NEGATIVE
     if target_after is None:
         with pytest.raises(LinkNotFound):
             await resolver.resolve(code)

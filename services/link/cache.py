@@ -1,4 +1,4 @@
-"""The resolve cache: Redis, cache-aside, with negative entries and leases.
+"""The resolve cache: Redis, cache-aside, with negative entries and tombstones.
 
 A value is what a redirect needs and nothing more. An unknown code is cached
 as an empty value for a short time, so a scan of random codes costs Redis
@@ -8,16 +8,15 @@ breaker stops calling Redis for a while (every lookup is then a miss, counted
 as ``bypassed``), so a hung Redis costs nothing per request instead of a
 timeout per request; one trial call then finds out whether it is back.
 
-A load is fenced by a lease, so that a reader that read the row before a
-change can never put it back after the change deleted the entry. Before it
-reads Postgres, the loader puts a unique token in the entry (``SET NX``: a
-token already there is shared, an entry already there is a hit); it writes
-the loaded value only if its token is still there (a compare-and-set in
-Lua). A change deletes the entry, and the token with it, after its commit,
-so a load that began before the commit writes nothing
-(``link_cache_writes_total{result="fenced"}``). No clock is involved: a
-token that expires or is evicted fences its load, it never lets one through.
-The hit path is the one GET it always was; a miss pays one more round trip.
+A load is fenced, so that a reader that read the row before a change can
+never put it back after it. A change does not just delete the entry: it
+leaves a tombstone there, a unique token. A lookup that misses keeps what it
+saw (nothing, or a tombstone) as its ``Ticket``, from the one GET it makes
+anyway; the loaded value is written only if the entry still holds exactly
+that (a compare-and-set in Lua). A change in between has replaced it with a
+new tombstone, so the write is refused
+(``link_cache_writes_total{result="fenced"}``). Hits and misses make the
+round trips they always made.
 """
 
 from __future__ import annotations
@@ -35,7 +34,7 @@ from redis.exceptions import RedisError
 
 from services.chassis.breaker import Breaker, BreakerOpen
 
-__all__ = ["NEGATIVE", "CachedLink", "Lease", "LinkCache"]
+__all__ = ["NEGATIVE", "CachedLink", "LinkCache", "Ticket"]
 
 log = logging.getLogger(__name__)
 CACHE_LOOKUPS = Counter("link_cache_lookups_total", "Resolve cache lookups by result.", ["result"])
@@ -51,15 +50,24 @@ _WRITTEN, _FENCED, _WRITE_ERR, _WRITE_BYPASSED = (
     CACHE_WRITES.labels(r) for r in ("written", "fenced", "error", "bypassed")
 )
 
-# Long enough for any one load (statements time out after 5 s). Safety does
-# not depend on it: an expired lease fences its load. It only bounds how long
-# the token of a load that failed takes room; the next miss shares it anyway.
-LEASE_SECONDS: Final = 30
-_LEASE_PREFIX: Final = b"lease:"
-# SET only if the entry still holds the caller's lease. (Redis 8.4's
-# SET ... IFEQ does this without a script; the deployments run Redis 7.)
+# How long a change's tombstone fences the loads that began before it. A
+# load that saw a tombstone is fenced by any change of the entry, whatever
+# expires; one that saw nothing relies on the new tombstone still being
+# there when it writes. A load lasts at most about 40 s (a pool checkout
+# waits up to 30 s, a statement 5 s, a Redis call 0.25 s), so five minutes
+# is a wide margin. (Eviction could remove a tombstone sooner, but
+# allkeys-lfu starts a new key with the count of a few uses, so keys used
+# less go first, such as codes scanned a minute ago: docs/redis.md.) It also
+# bounds the tombstones' memory: one per change, for five minutes.
+TOMBSTONE_SECONDS: Final = 300
+_TOMBSTONE_PREFIX: Final = b"changed:"
+# SET only if the entry holds what the load's lookup saw: ARGV[1] is that
+# tombstone, or '' for nothing (a cached "" is a negative entry, never a
+# ticket). Redis 8.4's SET ... IFEQ would do the tombstone case without a
+# script; the deployments run Redis 7.
 _FILL_SCRIPT: Final = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+local held = redis.call('GET', KEYS[1])
+if (ARGV[1] == '' and not held) or (ARGV[1] ~= '' and held == ARGV[1]) then
     redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
     return 1
 end
@@ -97,10 +105,11 @@ _NEGATIVE_VALUE = b""
 
 
 @dataclass(frozen=True, slots=True)
-class Lease:
-    """The right to fill an entry, taken before the load: lost to any change since."""
+class Ticket:
+    """What a missed entry held when its load began (a tombstone, or None for
+    nothing): the load's value is written only if it still holds that."""
 
-    token: bytes
+    seen: bytes | None
 
 
 class LinkCache:
@@ -116,13 +125,16 @@ class LinkCache:
     @staticmethod
     def key(code: str) -> str:
         # v2 added the "limited" flag: a v1 reader would have served limited
-        # links from the cache without counting them. v3 added leases and the
-        # "exhausted" flag: a v2 reader fails to decode either. The versions
-        # never share entries.
+        # links from the cache without counting them. v3 added tombstones and
+        # the "exhausted" flag: a v2 reader fails to decode either. The
+        # versions never share entries.
         return f"link:v3:{code}"
 
-    async def get(self, code: str) -> CachedLink | _Negative | None:
-        """The cached link, NEGATIVE for a known-unknown code, None on a miss."""
+    async def get(self, code: str) -> CachedLink | _Negative | Ticket | None:
+        """The cached link, NEGATIVE for a known-unknown code, a Ticket on a miss.
+
+        None when Redis is unavailable: a miss whose load writes nothing.
+        """
         try:
             with self.breaker.guard():
                 # The client does not decode: values are bytes.
@@ -134,63 +146,52 @@ class LinkCache:
             _ERR.inc()
             log.warning("cache read failed", extra={"error": repr(exc)})
             return None
-        if raw is None or raw.startswith(_LEASE_PREFIX):
+        if raw is None or raw.startswith(_TOMBSTONE_PREFIX):
             _MISS.inc()
-            return None
+            return Ticket(raw)
         if raw == _NEGATIVE_VALUE:
             _NEG.inc()
             return NEGATIVE
         _HIT.inc()
         return CachedLink(*orjson.loads(raw))
 
-    async def lease(self, code: str) -> Lease | CachedLink | _Negative | None:
-        """A lease to load a missed code under, or the entry if it was filled meanwhile.
-
-        None when Redis is unavailable: the caller loads and writes nothing.
-        """
-        held = await self._write(lambda: self._take_lease(code))
-        if held is None:
-            return None
-        if held.startswith(_LEASE_PREFIX):
-            return Lease(held)
-        return _decode(held)
-
-    async def fresh_lease(self, code: str) -> Lease | None:
-        """A new lease over whatever the entry holds, which the caller knows is out of date."""
-        token = _new_token()
-        done = await self._write(lambda: self.redis.set(self.key(code), token, ex=LEASE_SECONDS))
-        return Lease(token) if done else None
-
-    async def fill(self, code: str, entry: CachedLink | _Negative, lease: Lease) -> None:
-        """Remember a load, unless the entry changed since ``lease`` was taken.
+    async def fill(self, code: str, entry: CachedLink | _Negative, ticket: Ticket) -> None:
+        """Remember a load, unless the entry changed since ``ticket`` was taken.
 
         A link is kept the full TTL even past its expiry: a hit checks the
         expiry (resolver.py), so an expired link is refused by Redis alone.
         """
         ttl = self.ttl if isinstance(entry, CachedLink) else self.negative_ttl
-        args: list[bytes | int] = [lease.token, _encode(entry), ttl]
+        args: list[bytes | int] = [ticket.seen or b"", _encode(entry), ttl]
         written = await self._write(lambda: self._fill(keys=[self.key(code)], args=args))
         if written is not None:
             (_WRITTEN if written else _FENCED).inc()
 
     async def invalidate(self, code: str) -> None:
-        """Forget a code, so the next redirect sees the database's truth.
+        """Forget a code after a change, so the next redirect sees the database's truth.
 
-        Deleting the entry also takes the lease of any load in progress, so
-        that load cannot write what it read before the change. Tried even
-        while the breaker is open: writes are rare, and a missed invalidation
-        would serve the old state until the entry's TTL.
+        The tombstone left in its place fences the loads in progress. Tried
+        even while the breaker is open: changes are rare, and a missed
+        invalidation would serve the old state until the entry's TTL.
         """
         try:
-            await self.redis.delete(self.key(code))
+            await self._bury(code)
         except (RedisError, OSError) as exc:
             log.warning("cache invalidation failed", extra={"code": code, "error": repr(exc)})
 
-    async def _take_lease(self, code: str) -> bytes:
-        """What the entry holds once a lease was asked for: ours, another's, or a value."""
-        token = _new_token()
-        held = await self.redis.set(self.key(code), token, nx=True, ex=LEASE_SECONDS, get=True)
-        return token if held is None else cast(bytes, held)
+    async def supersede(self, code: str) -> Ticket | None:
+        """Invalidate an entry the caller found out of date; the ticket to fill it again.
+
+        Through the breaker, unlike ``invalidate``: the visits that find an
+        entry out of date can come by the thousand.
+        """
+        tombstone = await self._write(lambda: self._bury(code))
+        return None if tombstone is None else Ticket(tombstone)
+
+    async def _bury(self, code: str) -> bytes:
+        tombstone = _TOMBSTONE_PREFIX + os.urandom(8).hex().encode()
+        await self.redis.set(self.key(code), tombstone, ex=TOMBSTONE_SECONDS)
+        return tombstone
 
     async def _write(self, command: Callable[[], Awaitable[_T]]) -> _T | None:
         """A write through the breaker; None, counted, when it could not be made."""
@@ -205,17 +206,8 @@ class LinkCache:
         return None
 
 
-def _new_token() -> bytes:
-    return _LEASE_PREFIX + os.urandom(8).hex().encode()
-
-
 def _encode(entry: CachedLink | _Negative) -> bytes:
     if not isinstance(entry, CachedLink):
         return _NEGATIVE_VALUE
     fields = [entry.url, entry.redirect_type, entry.expires_at, entry.limited, entry.exhausted]
     return orjson.dumps(fields)
-
-
-def _decode(raw: bytes) -> CachedLink | _Negative:
-    # The fields in the order _encode writes them.
-    return NEGATIVE if raw == _NEGATIVE_VALUE else CachedLink(*orjson.loads(raw))

@@ -17,7 +17,7 @@ from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.chassis.db import session_scope
-from services.link.cache import NEGATIVE, CachedLink, Lease, LinkCache
+from services.link.cache import NEGATIVE, CachedLink, LinkCache, Ticket
 from services.link.codes import CODE_RE
 from services.link.exceptions import LinkExpired, LinkNotFound, VisitLimitReached
 from services.link.models import Link
@@ -49,9 +49,12 @@ class LinkResolver:
         """Where ``code`` redirects to, from the cache when possible."""
         check_shape(code)
         cached = await self.cache.get(code)
-        if cached is NEGATIVE:
-            raise LinkNotFound(f"No link with code '{code}'.")
-        link = cached if isinstance(cached, CachedLink) else await self._load_once(code)
+        if isinstance(cached, CachedLink):
+            link: CachedLink | None = cached
+        elif isinstance(cached, Ticket) or cached is None:
+            link = await self._load_once(code, cached)
+        else:
+            link = None  # known not to exist
         link = _followable(code, link)
         if link.limited:
             return await self._count_visit(code)
@@ -63,10 +66,10 @@ class LinkResolver:
             counted = await LinkRepository(session).count_visit(code)
         if counted is None:
             _REFUSED.inc()
-            # The entry that let this visit through is out of date: reload it
-            # under a fresh lease (which also fences loads begun before), so
-            # the next visits are refused by the cache, and tell this one why.
-            _followable(code, await self._load(code, await self.cache.fresh_lease(code)))
+            # The entry that let this visit through is out of date: invalidate
+            # and reload it, so the next visits are refused by the cache, and
+            # tell this one why.
+            _followable(code, await self._load(code, await self.cache.supersede(code)))
             # The row looks followable again: a change raced this visit, which lost.
             raise VisitLimitReached(f"The link '{code}' has had all the visits it allows.")
         _COUNTED.inc()
@@ -75,11 +78,12 @@ class LinkResolver:
             url, redirect_type, expires_at.timestamp() if expires_at else None, limited=True
         )
 
-    async def _load_once(self, code: str) -> CachedLink | None:
+    async def _load_once(self, code: str, ticket: Ticket | None) -> CachedLink | None:
         """Load a missed code from Postgres, once per process however many ask.
 
         Without this, a popular link whose entry expires sends every
-        concurrent request to the database at once (a cache stampede).
+        concurrent request to the database at once (a cache stampede). The
+        first asker's ticket fences the load they share.
         """
         pending = self._loading.get(code)
         if pending is not None:
@@ -87,7 +91,7 @@ class LinkResolver:
         future: asyncio.Future[CachedLink | None] = asyncio.get_running_loop().create_future()
         self._loading[code] = future
         try:
-            link = await self._lease_and_load(code)
+            link = await self._load(code, ticket)
         except asyncio.CancelledError:
             future.cancel()
             raise
@@ -101,20 +105,13 @@ class LinkResolver:
         finally:
             del self._loading[code]
 
-    async def _lease_and_load(self, code: str) -> CachedLink | None:
-        """A missed code from Postgres, fenced by a lease taken before the read (cache.py)."""
-        claim = await self.cache.lease(code)
-        if isinstance(claim, Lease) or claim is None:
-            return await self._load(code, claim)
-        # Filled by another process since the miss.
-        return claim if isinstance(claim, CachedLink) else None
-
-    async def _load(self, code: str, lease: Lease | None) -> CachedLink | None:
+    async def _load(self, code: str, ticket: Ticket | None) -> CachedLink | None:
+        """The row from Postgres, cached unless the entry changed since ``ticket``."""
         async with session_scope(self.sessions) as session:
             row = await LinkRepository(session).get_by_code(code)
         link = None if row is None else _entry(row)
-        if lease is not None:
-            await self.cache.fill(code, NEGATIVE if link is None else link, lease)
+        if ticket is not None:
+            await self.cache.fill(code, NEGATIVE if link is None else link, ticket)
         return link
 
 

@@ -1,8 +1,8 @@
 """The rules of links: creating, reading, changing and deleting them.
 
 The service owns its units of work: a transaction is opened and committed by
-``session_scope`` here, and the cache entry is deleted only after the commit;
-the delete also takes the lease of any load in progress (cache.py), so a
+``session_scope`` here, and the cache entry is replaced by a tombstone only
+after the commit; the tombstone fences the loads in progress (cache.py), so a
 reader that read the row before the commit cannot put it back. Each change
 writes its ``LinkChanged`` event to the outbox in that same transaction
 (outbox.py): no event for a change that rolled back, no change without its
