@@ -3,7 +3,7 @@
 The resolver and the service run in this process, on a database of their
 own. Only the resolver's sessions can be held (``HeldSessions``): a load then
 waits between its read of Postgres and its cache write while a change
-commits and invalidates, which is the race a lease must settle.
+commits and invalidates, which is the race the tombstones settle.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def resolver(engine: AsyncEngine, cache: LinkCache) -> LinkResolver:
 
 
 class HeldSessions:
-    """Sessions that, their work done and committed, wait until ``release()``."""
+    """Sessions that, their work done and committed, wait until ``released`` is set."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.done = asyncio.Event()
