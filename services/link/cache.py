@@ -153,7 +153,7 @@ class LinkCache:
             _NEG.inc()
             return NEGATIVE
         _HIT.inc()
-        return CachedLink(*orjson.loads(raw))
+        return CachedLink(*orjson.loads(raw))  # the fields in _encode's order
 
     async def fill(self, code: str, entry: CachedLink | _Negative, ticket: Ticket) -> None:
         """Remember a load, unless the entry changed since ``ticket`` was taken.
