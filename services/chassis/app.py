@@ -6,6 +6,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from services.chassis.config import ServiceSettings
 from services.chassis.errors import install_error_handlers
@@ -29,6 +30,7 @@ def build_app(
     docs: bool = True,
     signer: GatewaySigner | None = None,
     unsigned_paths: frozenset[str] = UNSIGNED_PATHS,
+    shortcut: Callable[[ASGIApp], ASGIApp] | None = None,
 ) -> FastAPI:
     """A FastAPI app with health, metrics, problem errors, request ids and body limits.
 
@@ -40,6 +42,11 @@ def build_app(
     With a ``signer``, only requests the gateway signed get in, except to
     ``unsigned_paths``. The refusal runs inside the request middleware, so a
     refused request has its id, its metrics and its access line like any other.
+
+    ``shortcut`` wraps FastAPI's own routing, inside all of the above: a
+    pure ASGI app that answers a service's hottest route itself and hands
+    every other request on (the link service's redirects,
+    ``services.link.router.RedirectShortcut``).
     """
     app = FastAPI(
         title=title,
@@ -60,6 +67,8 @@ def build_app(
     install_problem_schema(app)
     app.include_router(health_router())
     app.include_router(metrics_router())
+    if shortcut is not None:
+        app.add_middleware(shortcut)  # added first: runs last, right before routing
     if edge_middleware:
         app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
         if signer is not None:

@@ -23,7 +23,7 @@ from services.link.config import LinkSettings
 from services.link.outbox import OutboxRelay
 from services.link.pruning import PRUNE_OUTBOX
 from services.link.resolver import LinkResolver
-from services.link.router import router
+from services.link.router import RedirectShortcut, router
 from services.link.service import LinkService
 from services.link.urls import host_key
 
@@ -90,6 +90,7 @@ def create_app(settings: LinkSettings | None = None) -> FastAPI:
         description="Creates short links, resolves them, publishes one click event per redirect.",
         lifespan=lifespan,
         signer=GatewaySigner(settings.internal_auth_key.get_secret_value().encode()),
+        shortcut=RedirectShortcut,
     )
     app.include_router(router)
     return app
