@@ -158,7 +158,7 @@ def off_path_costs(number: int = 1_000_000) -> dict[str, float]:
     from opentelemetry import trace  # noqa: PLC0415 - as logging.py uses it
 
     def span_lookup() -> None:
-        trace.get_current_span().get_span_context().is_valid  # noqa: B018
+        trace.get_current_span().get_span_context().trace_flags.sampled  # noqa: B018
 
     return {
         "queueing a click event (`message_context`)": _ns(

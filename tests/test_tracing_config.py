@@ -10,7 +10,9 @@ import logging
 
 import orjson
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import NonRecordingSpan, SpanContext
 
 from infra.devstack.stack import Ports, service_env
 from services.chassis.logging import JsonFormatter
@@ -36,6 +38,16 @@ def test_log_lines_carry_the_current_span() -> None:
     assert line["trace_id"] == format(context.trace_id, "032x")
     assert line["span_id"] == format(context.span_id, "016x")
     assert "trace_id" not in orjson.loads(JsonFormatter("link").format(record))
+
+
+def test_log_lines_of_an_unsampled_request_carry_no_trace_ids() -> None:
+    # What a request dropped by the sampler runs in: a valid context, not sampled.
+    unsampled = NonRecordingSpan(SpanContext(0x4BF9, 0x00F0, is_remote=False))
+    record = logging.LogRecord("t", logging.INFO, __file__, 1, "inside", None, None)
+    with trace.use_span(unsampled):
+        line = orjson.loads(JsonFormatter("link").format(record))
+    assert "trace_id" not in line
+    assert "span_id" not in line
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,10 @@
 """JSON log lines: one object per line, with the service, request id and trace ids.
 
 Every line has ``ts``, ``level``, ``service``, ``logger`` and ``msg``; inside a
-request ``request_id``; inside a span ``trace_id`` and ``span_id`` (the W3C
-hex forms Jaeger searches by), also when the trace is not sampled, since the
-ids still tie a request's lines together across services. Extras passed with
+request ``request_id``; inside a sampled span ``trace_id`` and ``span_id`` (the
+W3C hex forms Jaeger searches by). Only sampled: an id written for a trace
+nobody kept would lead to nothing, and ``request_id`` already ties a
+request's lines together across services. Extras passed with
 ``extra=`` become fields, except those whose name says they hold a secret
 or a client address: a log line is read by more people than the data.
 """
@@ -91,7 +92,7 @@ _timestamps = _Timestamps()
 
 def line_head(created: float, level: str, service: str, logger: str, msg: str) -> dict[str, Any]:
     """The fields every line starts with: time, level, service, logger and
-    message, then the request id and trace ids of the current context."""
+    message, then the request id and, if sampled, the trace ids of the current context."""
     entry: dict[str, Any] = {
         "ts": _timestamps.format(created),
         "level": level,
@@ -103,7 +104,7 @@ def line_head(created: float, level: str, service: str, logger: str, msg: str) -
     if request_id is not None:
         entry["request_id"] = request_id
     span = trace.get_current_span().get_span_context()
-    if span.is_valid:
+    if span.trace_flags.sampled:
         entry["trace_id"] = format(span.trace_id, "032x")
         entry["span_id"] = format(span.span_id, "016x")
     return entry
