@@ -22,6 +22,9 @@ neither pays for spans nor logs export errors.
 What is instrumented, and where (docs/observability-tracing.md):
 
 * every process's outermost ASGI app, by ``TracingMiddleware`` (``serve``);
+  at the public edge each request's sampling is decided first, by the
+  ``EdgeSampler`` (services/chassis/tracing_sampler.py), and a dropped one
+  makes no span of the SDK's;
 * the gateway's upstream client, by ``traced_transport`` (``create_client``),
   a transport wrapper of our own;
 * asyncpg and Redis, by their instrumentors, which patch the client classes;
@@ -36,34 +39,44 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 import httpx
-from opentelemetry import propagate, trace
+from opentelemetry import context, propagate, trace
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.util.types import AttributeValue
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.chassis.tracing_sampler import NoOrphanClients
+from services.chassis.tracing_sampler import EdgeSampler, NoOrphanClients
 
 __all__ = [
     "TracingMiddleware",
     "current_tracer",
     "start_tracing",
+    "trace_with",
     "traced_transport",
 ]
 
 log = logging.getLogger(__name__)
 
+
+class _Tracing(NamedTuple):
+    tracer: trace.Tracer
+    edge: EdgeSampler  # used only by the public edge's middleware
+
+
 # Set once by start_tracing; None means tracing is off and every helper here
 # returns at its first line.
-_tracer: trace.Tracer | None = None
+_on: _Tracing | None = None
 
 
 def current_tracer() -> trace.Tracer | None:
     """The process's tracer, or None while tracing is off."""
-    return _tracer
+    return None if _on is None else _on.tracer
 
 
 def _exporter(environ: os._Environ[str] | dict[str, str]) -> SpanExporter | None:
@@ -101,21 +114,32 @@ def start_tracing(
     on or off and the service name; the SDK reads the rest (endpoint,
     sampler, batching, resource attributes) from the process's environment.
     """
-    global _tracer  # noqa: PLW0603 - one provider per process, like the SDK's own global
     exporter = _exporter(environ)
     if exporter is None:
         return None
     name = environ.get("OTEL_SERVICE_NAME") or service
     provider = TracerProvider(resource=Resource.create({"service.name": name}))
-    # The sampler the SDK read from OTEL_TRACES_SAMPLER(_ARG), wrapped before
-    # any tracer exists (each tracer takes the provider's sampler when made).
-    provider.sampler = NoOrphanClients(provider.sampler)
+    trace_with(provider)
     provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     _instrument_libraries(provider)
-    _tracer = provider.get_tracer(__name__)
-    log.info("tracing on", extra={"sampler": type(provider.sampler).__name__})
+    log.info("tracing on", extra={"sampler": provider.sampler.get_description()})
     return provider
+
+
+def trace_with(provider: TracerProvider) -> None:
+    """Make this process's spans through ``provider``, with our sampling installed on it.
+
+    Its sampler (the SDK's, from ``OTEL_TRACES_SAMPLER``) is wrapped, and
+    the edge's decision becomes its id generator, before any tracer exists:
+    each tracer takes both from the provider when made. Called once, by
+    ``start_tracing``; by tests with a provider of their own.
+    """
+    global _on  # noqa: PLW0603 - one provider per process, like the SDK's own global
+    edge = EdgeSampler(provider.sampler)
+    provider.sampler = NoOrphanClients(provider.sampler)
+    provider.id_generator = edge  # a trace the edge keeps gets the id it was kept for
+    _on = _Tracing(provider.get_tracer(__name__), edge)
 
 
 def _instrument_libraries(provider: TracerProvider) -> None:
@@ -135,12 +159,13 @@ def traced_transport(transport: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTran
     Ours rather than httpx's instrumentation (``AsyncOpenTelemetryTransport``):
     that one parses the URL again, sanitizes the method and records metrics
     on every call, sampled or not, about 130 µs a request on this machine,
-    a fifth of the gateway's CPU per redirect; this one costs a few µs
-    when the request is not sampled.
+    a fifth of the gateway's CPU per redirect; this one makes no span at all
+    when the request is not recorded, and only passes the context on.
     """
-    if _tracer is None:
+    tracer = current_tracer()
+    if tracer is None:
         return transport
-    return _TracedTransport(transport, _tracer)
+    return _TracedTransport(transport, tracer)
 
 
 class _TracedTransport(httpx.AsyncBaseTransport):
@@ -149,20 +174,23 @@ class _TracedTransport(httpx.AsyncBaseTransport):
         self._tracer = tracer
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        current = trace.get_current_span()
+        if current.get_span_context().is_valid and not current.is_recording():
+            # A request not sampled: the upstream must learn that, and follow
+            # it; a client span of ours would tell it nothing more. (Outside
+            # any request the SDK's span, dropped, still tells it so.)
+            propagate.inject(request.headers)
+            return await self._inner.handle_async_request(request)
         method = request.method
-        span = self._tracer.start_span(method, kind=SpanKind.CLIENT)
+        url = request.url
+        attributes: dict[str, AttributeValue] = {
+            "http.request.method": method,
+            "server.address": url.host,
+            "server.port": url.port or 80,
+            "url.full": str(url.copy_with(query=None)),  # queries can hold secrets
+        }
+        span = self._tracer.start_span(method, kind=SpanKind.CLIENT, attributes=attributes)
         with trace.use_span(span, end_on_exit=True, record_exception=True):
-            if span.is_recording():
-                url = request.url
-                span.set_attributes(
-                    {
-                        "http.request.method": method,
-                        "server.address": url.host,
-                        "server.port": url.port or 80,
-                        "url.full": str(url.copy_with(query=None)),  # queries can hold secrets
-                    }
-                )
-            # Also when not sampled: the upstream must learn that, and follow it.
             propagate.inject(request.headers)
             response = await self._inner.handle_async_request(request)
             span.set_attribute("http.response.status_code", response.status_code)
@@ -184,7 +212,14 @@ class TracingMiddleware:
 
     ``trust_incoming=False`` at the public edge: a client's ``traceparent``
     would otherwise choose our trace ids and, through the parent-based
-    sampler, force sampling of every request it sends.
+    sampler, force sampling of every request it sends. There every request
+    starts a trace, kept or dropped by the ``EdgeSampler`` before the SDK is
+    asked for a span.
+
+    A request whose span is not recorded (dropped at the edge, or behind it
+    by a parent that was) runs in its context with the instrumentations
+    switched off: its Redis commands and queries would make spans the
+    sampler drops at once, a few µs each for nothing.
 
     ``on_shutdown`` runs when the app's lifespan has shut down (its last
     spans ended), before the server reports it: the place to flush, since
@@ -206,34 +241,26 @@ class TracingMiddleware:
         self.fields = frozenset(f.encode() for f in propagate.get_global_textmap().fields)
         self.untraced = frozenset(untraced)  # probes and scrapes: noise, every second
         self.on_shutdown = on_shutdown
+        # What a request that is not recorded runs in, its span added: a
+        # request starts in a context of its own, empty, and the
+        # instrumentations check this key (``suppress_instrumentation()`` sets it).
+        self.unrecorded = context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True, context.Context())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        tracer = _tracer
         if scope["type"] == "lifespan" and self.on_shutdown is not None:
             await self.app(scope, receive, self._flushing(send, self.on_shutdown))
             return
-        if tracer is None or scope["type"] != "http" or scope["path"] in self.untraced:
+        if _on is None or scope["type"] != "http" or scope["path"] in self.untraced:
             await self.app(scope, receive, send)
             return
-        parent = None
-        if self.trust_incoming:
-            headers = {
-                k.decode("latin-1"): v.decode("latin-1")
-                for k, v in scope["headers"]
-                if k in self.fields
-            }
-            parent = propagate.extract(headers)
-        else:
-            # Dropped, not only ignored: forwarded upstream, a client's
-            # tracestate or baggage would ride along with our traceparent.
-            scope["headers"] = [(k, v) for k, v in scope["headers"] if k not in self.fields]
-        method = scope["method"]
-        span = tracer.start_span(
-            method,
-            context=parent,
-            kind=SpanKind.SERVER,
-            attributes={"http.request.method": method, "url.scheme": scope.get("scheme", "http")},
-        )
+        span = self._start_span(_on, scope)
+        if not span.is_recording():
+            token = context.attach(trace.set_span_in_context(span, self.unrecorded))
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                context.detach(token)
+            return
         status = 500
 
         async def send_traced(message: Message) -> None:
@@ -248,11 +275,35 @@ class TracingMiddleware:
             finally:
                 route = _route_of(scope)
                 if route is not None:
-                    span.update_name(f"{method} {route}")
+                    span.update_name(f"{scope['method']} {route}")
                     span.set_attribute("http.route", route)
                 span.set_attribute("http.response.status_code", status)
                 if status >= 500:
                     span.set_status(Status(StatusCode.ERROR))
+
+    def _start_span(self, tracing: _Tracing, scope: Scope) -> trace.Span:
+        if self.trust_incoming:
+            headers = {
+                k.decode("latin-1"): v.decode("latin-1")
+                for k, v in scope["headers"]
+                if k in self.fields
+            }
+            parent = propagate.extract(headers)
+        else:
+            # Dropped, not only ignored: forwarded upstream, a client's
+            # tracestate or baggage would ride along with our traceparent.
+            scope["headers"] = [(k, v) for k, v in scope["headers"] if k not in self.fields]
+            dropped = tracing.edge.decide()
+            if dropped is not None:
+                return trace.NonRecordingSpan(dropped)
+            parent = context.Context()  # a root, which takes the trace id the edge kept
+        method = scope["method"]
+        return tracing.tracer.start_span(
+            method,
+            context=parent,
+            kind=SpanKind.SERVER,
+            attributes={"http.request.method": method, "url.scheme": scope.get("scheme", "http")},
+        )
 
     @staticmethod
     def _flushing(send: Send, on_shutdown: Callable[[], object]) -> Send:
