@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import httpx
 from httpx_aiohttp import AiohttpTransport
+from opentelemetry import propagate
 from starlette.types import Receive, Scope, Send
 
 from gateway.config import GatewaySettings
@@ -111,6 +112,13 @@ class UpstreamProxy:
         self.signer = signer
         self.max_body_bytes = max_body_bytes
         self.fallback = fallback
+        # What a client sent that is not forwarded: hop-by-hop headers, those
+        # the gateway sets itself, and a trace context (the configured
+        # propagators' fields: traceparent, tracestate, baggage). The gateway
+        # starts every trace and writes its own; a client's would pick our
+        # trace ids and, through parent-based sampling, force its requests sampled.
+        trace_fields = frozenset(f.encode() for f in propagate.get_global_textmap().fields)
+        self.not_forwarded = HOP_BY_HOP | FORWARDING | trace_fields
 
     async def forward(  # noqa: PLR0917 - one request's parts, in ASGI order
         self,
@@ -179,7 +187,8 @@ class UpstreamProxy:
             + path.decode("latin-1")
             + ("?" + query.decode("latin-1") if query else "")
         )
-        headers = _forwarded_headers(scope) + self.signer.headers(method, path, identity)
+        headers = _forwarded_headers(scope, self.not_forwarded)
+        headers += self.signer.headers(method, path, identity)
         if click_id is not None:
             headers.append((_CLICK_ID, click_id.encode()))
         request = self.client.build_request(method, url, headers=headers, content=body or None)
@@ -257,8 +266,8 @@ def _timed_out(exc: httpx.TransportError) -> bool:
     return isinstance(exc, httpx.TimeoutException)
 
 
-def _forwarded_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
-    headers = [(k, v) for k, v in scope["headers"] if k not in HOP_BY_HOP and k not in FORWARDING]
+def _forwarded_headers(scope: Scope, not_forwarded: frozenset[bytes]) -> list[tuple[bytes, bytes]]:
+    headers = [(k, v) for k, v in scope["headers"] if k not in not_forwarded]
     client = scope.get("client")
     peer = client[0].encode() if client else b""
     host = next((v for k, v in scope["headers"] if k == b"host"), b"")

@@ -212,9 +212,9 @@ class TracingMiddleware:
 
     ``trust_incoming=False`` at the public edge: a client's ``traceparent``
     would otherwise choose our trace ids and, through the parent-based
-    sampler, force sampling of every request it sends. There every request
-    starts a trace, kept or dropped by the ``EdgeSampler`` before the SDK is
-    asked for a span.
+    sampler, force sampling of every request it sends (nor does the gateway
+    forward it: gateway/proxy.py). There every request starts a trace, kept
+    or dropped by the ``EdgeSampler`` before the SDK is asked for a span.
 
     A request whose span is not recorded (dropped at the edge, or behind it
     by a parent that was) runs in its context with the instrumentations
@@ -290,9 +290,6 @@ class TracingMiddleware:
             }
             parent = propagate.extract(headers)
         else:
-            # Dropped, not only ignored: forwarded upstream, a client's
-            # tracestate or baggage would ride along with our traceparent.
-            scope["headers"] = [(k, v) for k, v in scope["headers"] if k not in self.fields]
             dropped = tracing.edge.decide()
             if dropped is not None:
                 return trace.NonRecordingSpan(dropped)
