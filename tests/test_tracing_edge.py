@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import io
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import httpx
 import orjson
 import pytest
 from opentelemetry import trace
-from opentelemetry.context import Context
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -30,9 +29,7 @@ from opentelemetry.sdk.trace.sampling import (
     SamplingResult,
     TraceIdRatioBased,
 )
-from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanKind
-from opentelemetry.trace.span import TraceState
-from opentelemetry.util.types import Attributes
+from opentelemetry.trace import NonRecordingSpan, Span
 from starlette.types import Message, Receive, Scope, Send
 
 from services.chassis import tracing
@@ -54,20 +51,9 @@ class CountingSampler(ParentBasedTraceIdRatio):
         super().__init__(rate)
         self.asked = 0
 
-    def should_sample(
-        self,
-        parent_context: Context | None,
-        trace_id: int,
-        name: str,
-        kind: SpanKind | None = None,
-        attributes: Attributes = None,
-        links: Sequence[Link] | None = None,
-        trace_state: TraceState | None = None,
-    ) -> SamplingResult:
+    def should_sample(self, *args: Any, **kwargs: Any) -> SamplingResult:
         self.asked += 1
-        return super().should_sample(
-            parent_context, trace_id, name, kind, attributes, links, trace_state
-        )
+        return super().should_sample(*args, **kwargs)
 
 
 class Upstream(httpx.AsyncBaseTransport):
