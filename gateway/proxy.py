@@ -27,7 +27,7 @@ from services.chassis.errors import send_problem
 from services.chassis.events import CLICK_ID_HEADER
 from services.chassis.http import read_body
 from services.chassis.identity import GatewaySigner, Identity
-from services.chassis.tracing import traced_transport
+from services.chassis.tracing_http import traced_transport
 
 __all__ = ["Upstream", "UpstreamProxy", "create_client"]
 

@@ -28,7 +28,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from infra.devstack.stack import REPO_ROOT
 from services.chassis.accesslog import AccessLog
-from services.chassis.tracing import TracingMiddleware, start_tracing, traced_transport
+from services.chassis.tracing import TracingMiddleware, start_tracing
+from services.chassis.tracing_http import traced_transport
 from services.chassis.tracing_kafka import message_context
 from tests.otlp_receiver import OtlpReceiver
 

@@ -34,7 +34,8 @@ from starlette.types import Message, Receive, Scope, Send
 
 from services.chassis import tracing
 from services.chassis.accesslog import AccessLog
-from services.chassis.tracing import TracingMiddleware, trace_with, traced_transport
+from services.chassis.tracing import TracingMiddleware, trace_with
+from services.chassis.tracing_http import traced_transport
 from services.chassis.tracing_sampler import EdgeSampler, NoOrphanClients
 
 RATIO = 0.25

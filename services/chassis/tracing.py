@@ -26,7 +26,7 @@ What is instrumented, and where (docs/observability-tracing.md):
   ``EdgeSampler`` (services/chassis/tracing_sampler.py), and a dropped one
   makes no span of the SDK's;
 * the gateway's upstream client, by ``traced_transport`` (``create_client``),
-  a transport wrapper of our own;
+  a transport wrapper of our own, in services/chassis/tracing_http.py;
 * asyncpg and Redis, by their instrumentors, which patch the client classes;
 * Kafka, by hand, in services/chassis/tracing_kafka.py: context per event
   in message headers.
@@ -41,14 +41,12 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
-import httpx
 from opentelemetry import context, propagate, trace
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from opentelemetry.util.types import AttributeValue
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.chassis.tracing_sampler import EdgeSampler, NoOrphanClients
@@ -58,7 +56,6 @@ __all__ = [
     "current_tracer",
     "start_tracing",
     "trace_with",
-    "traced_transport",
 ]
 
 log = logging.getLogger(__name__)
@@ -151,55 +148,6 @@ def _instrument_libraries(provider: TracerProvider) -> None:
 
     AsyncPGInstrumentor().instrument(tracer_provider=provider)  # type: ignore[no-untyped-call]
     RedisInstrumentor().instrument(tracer_provider=provider)
-
-
-def traced_transport(transport: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
-    """``transport`` with a client span per request and the context in its headers.
-
-    Ours rather than httpx's instrumentation (``AsyncOpenTelemetryTransport``):
-    that one parses the URL again, sanitizes the method and records metrics
-    on every call, sampled or not, about 130 µs a request on this machine,
-    a fifth of the gateway's CPU per redirect; this one makes no span at all
-    when the request is not recorded, and only passes the context on.
-    """
-    tracer = current_tracer()
-    if tracer is None:
-        return transport
-    return _TracedTransport(transport, tracer)
-
-
-class _TracedTransport(httpx.AsyncBaseTransport):
-    def __init__(self, inner: httpx.AsyncBaseTransport, tracer: trace.Tracer) -> None:
-        self._inner = inner
-        self._tracer = tracer
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        current = trace.get_current_span()
-        if current.get_span_context().is_valid and not current.is_recording():
-            # A request not sampled: the upstream must learn that, and follow
-            # it; a client span of ours would tell it nothing more. (Outside
-            # any request the SDK's span, dropped, still tells it so.)
-            propagate.inject(request.headers)
-            return await self._inner.handle_async_request(request)
-        method = request.method
-        url = request.url
-        attributes: dict[str, AttributeValue] = {
-            "http.request.method": method,
-            "server.address": url.host,
-            "server.port": url.port or 80,
-            "url.full": str(url.copy_with(query=None)),  # queries can hold secrets
-        }
-        span = self._tracer.start_span(method, kind=SpanKind.CLIENT, attributes=attributes)
-        with trace.use_span(span, end_on_exit=True, record_exception=True):
-            propagate.inject(request.headers)
-            response = await self._inner.handle_async_request(request)
-            span.set_attribute("http.response.status_code", response.status_code)
-            if response.status_code >= 500:
-                span.set_status(Status(StatusCode.ERROR))
-            return response
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
 
 
 class TracingMiddleware:
