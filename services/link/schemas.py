@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from services.chassis.timestamps import Rfc3339
 
 __all__ = ["MAX_VISITS_LIMIT", "LinkCreate", "LinkOut", "LinkPage", "LinkUpdate", "RedirectType"]
 
@@ -41,19 +43,34 @@ class LinkCreate(BaseModel):
 
     url: str = _URL
     alias: str | None = Field(default=None, max_length=256, examples=["launch-2026"])
-    expires_at: AwareDatetime | None = _EXPIRES
+    expires_at: Rfc3339 | None = _EXPIRES
     redirect_type: RedirectType = Field(default=302, description=_REDIRECT_DOC)
     max_visits: int | None = _MAX_VISITS
+
+
+def _not_nullable(schema: dict[str, Any]) -> None:
+    """Document a field that may be left out but not sent as ``null``.
+
+    Python reads a left-out field as None; the document must not offer
+    ``null`` for it, which the validator below refuses.
+    """
+    schema.pop("default", None)
+    variants = [v for v in schema.pop("anyOf") if v.get("type") != "null"]
+    (only,) = variants
+    schema.update(only)
 
 
 class LinkUpdate(BaseModel):
     """Fields to change; those left out stay as they are (``null`` clears expiry or limit)."""
 
-    model_config = ConfigDict(extra="forbid")
+    # minProperties: the document says what the validator says, at least one field.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
 
-    url: str | None = Field(default=None, max_length=4096)
-    expires_at: AwareDatetime | None = _EXPIRES
-    redirect_type: RedirectType | None = Field(default=None, description=_REDIRECT_DOC)
+    url: str | None = Field(default=None, max_length=4096, json_schema_extra=_not_nullable)
+    expires_at: Rfc3339 | None = _EXPIRES
+    redirect_type: RedirectType | None = Field(
+        default=None, description=_REDIRECT_DOC, json_schema_extra=_not_nullable
+    )
     max_visits: int | None = _MAX_VISITS
 
     @model_validator(mode="after")
