@@ -143,6 +143,8 @@ BAD_BODIES = {
     "naive-expiry": {"url": "https://example.com", "expires_at": "2999-01-01T00:00:00"},
     "bad-expiry": {"url": "https://example.com", "expires_at": "tomorrow"},
     "epoch-expiry": {"url": "https://example.com", "expires_at": 4102444800},
+    "fractional-visits": {"url": "https://example.com", "max_visits": 2.5},
+    "string-visits": {"url": "https://example.com", "max_visits": "2"},
     "redirect-303": {"url": "https://example.com", "redirect_type": 303},
     "redirect-str": {"url": "https://example.com", "redirect_type": "302x"},
     "url-number": {"url": 42},
@@ -216,3 +218,13 @@ def test_a_patch_may_send_null_exactly_where_the_document_offers_it(client: http
         path, json={"expires_at": None, "max_visits": None}, headers=owner.bearer
     )
     assert cleared.status_code == 200, cleared.text
+
+
+def test_a_visit_limit_written_as_a_whole_float_is_the_integer_json_schema_says_it_is(
+    client: httpx.Client,
+) -> None:
+    response = client.post(
+        "/api/v1/links", json={"url": "https://example.com/f", "max_visits": 3.0}
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["max_visits"] == 3

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from services.chassis.timestamps import Rfc3339
 
@@ -19,11 +19,20 @@ _URL = Field(
 _EXPIRES = Field(default=None, description="After this instant the link answers 410 Gone.")
 # A bound that keeps the number meaningful; a link needing more needs no limit.
 MAX_VISITS_LIMIT = 1_000_000_000
+
+
+def _integral(value: Any) -> Any:
+    # JSON Schema's integer is any number without a fraction: 5.0 is one.
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+VisitLimit = Annotated[
+    int,
+    Field(ge=1, le=MAX_VISITS_LIMIT, strict=True),  # "5", 5.5 and true are mistakes
+    BeforeValidator(_integral),  # listed after: it runs first
+]
 _MAX_VISITS = Field(
     default=None,
-    ge=1,
-    le=MAX_VISITS_LIMIT,
-    strict=True,  # "5", 5.0 and true are mistakes, not numbers
     description=(
         "After this many redirects the link answers 410 Gone (visit_limit_reached). "
         "Counted exactly, in the database; such a link is never cached or replayed, "
@@ -45,7 +54,7 @@ class LinkCreate(BaseModel):
     alias: str | None = Field(default=None, max_length=256, examples=["launch-2026"])
     expires_at: Rfc3339 | None = _EXPIRES
     redirect_type: RedirectType = Field(default=302, description=_REDIRECT_DOC)
-    max_visits: int | None = _MAX_VISITS
+    max_visits: VisitLimit | None = _MAX_VISITS
 
 
 def _not_nullable(schema: dict[str, Any]) -> None:
@@ -71,7 +80,7 @@ class LinkUpdate(BaseModel):
     redirect_type: RedirectType | None = Field(
         default=None, description=_REDIRECT_DOC, json_schema_extra=_not_nullable
     )
-    max_visits: int | None = _MAX_VISITS
+    max_visits: VisitLimit | None = _MAX_VISITS
 
     @model_validator(mode="after")
     def _something_to_change(self) -> LinkUpdate:
