@@ -51,7 +51,11 @@ class OpenApiMerger:
                 if match(_example(path)) == upstream.name:
                     merged["paths"][path] = _with_edge_responses(item)
             schemas.update(doc.get("components", {}).get("schemas", {}))
-        merged["components"] = {**own.get("components", {}), "schemas": schemas}
+        merged["components"] = {
+            **own.get("components", {}),
+            "schemas": schemas,
+            "headers": _RATE_LIMIT_HEADERS,
+        }
         if complete:
             self._cached, self._at = merged, time.monotonic()
         return merged
@@ -80,6 +84,23 @@ _EDGE_RESPONSES = {
 }
 
 
+def _header(description: str, *, required: bool = False) -> dict[str, Any]:
+    return {"description": description, "required": required, "schema": {"type": "integer"}}
+
+
+# gateway/ratelimit.py: every answer under a limit says where it stands, a
+# 429 says when to come back. Defined once, referred to by every 429.
+_RATE_LIMIT_HEADERS = {
+    "RateLimit-Limit": _header("Requests allowed in the window"),
+    "RateLimit-Remaining": _header("Requests left in the window"),
+    "RateLimit-Reset": _header("Seconds until the window resets"),
+    "Retry-After": _header("Seconds to wait before retrying", required=True),
+}
+_RATE_LIMITED_HEADERS = {
+    name: {"$ref": f"#/components/headers/{name}"} for name in _RATE_LIMIT_HEADERS
+}
+
+
 def _with_edge_responses(item: dict[str, Any]) -> dict[str, Any]:
     item = copy.deepcopy(item)
     for operation in item.values():
@@ -89,6 +110,7 @@ def _with_edge_responses(item: dict[str, Any]) -> dict[str, Any]:
             extra["413"] = "The body is larger than the gateway accepts"
         for status, description in extra.items():
             responses.setdefault(status, problem_response_doc(description))
+        responses["429"]["headers"] = _RATE_LIMITED_HEADERS
     return item
 
 
