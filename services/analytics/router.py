@@ -40,7 +40,10 @@ async def link_stats(
     to: To = None,
     granularity: Granularity = "day",
 ) -> LinkStats:
-    """A link's clicks over time, referrers and devices; owner only, unless created anonymously."""
+    """A link's clicks over time, referrers and devices; owner only, unless created anonymously.
+
+    A deleted link's stats answer 404 once the deletion reaches them, normally within a second.
+    """
     return await stats.link_stats(code, caller, from_, to, granularity)
 
 
