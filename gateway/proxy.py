@@ -18,9 +18,11 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.config import GatewaySettings
 from gateway.fallback import Fallback, Outage
+from gateway.headers import FORWARDING, HOP_BY_HOP, RESPONSE_DROP
+from gateway.lookups import RedirectLookups
 from gateway.resilience import BulkheadFull, UpstreamGuard
 from gateway.routes import REDIRECT_TEMPLATE
-from gateway.stale import STALE_TTL_HEADER
+from gateway.visits import sampled, serve_visit, settle_redirect
 from services.chassis.breaker import BreakerOpen
 from services.chassis.context import REQUEST_ID_HEADER, new_id, request_id_var
 from services.chassis.errors import send_problem
@@ -33,43 +35,6 @@ __all__ = ["Upstream", "UpstreamProxy", "create_client", "create_transport"]
 
 log = logging.getLogger(__name__)
 
-# Hop-by-hop headers (RFC 9110 7.6.1) belong to one connection, never forwarded.
-HOP_BY_HOP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-authenticate",
-        b"proxy-authorization",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-    }
-)
-# Set by the gateway from what it saw; a client's own values are discarded,
-# so a service can trust them (issue: trusted proxies for an edge in front).
-FORWARDING = frozenset(
-    {
-        b"host",
-        b"x-forwarded-for",
-        b"x-forwarded-host",
-        b"x-forwarded-proto",
-        b"x-real-ip",
-        REQUEST_ID_HEADER.encode(),
-        CLICK_ID_HEADER.encode(),
-        b"content-length",
-    }
-)
-# Added again by this process's own server and middleware.
-_RESPONSE_DROP = HOP_BY_HOP | {
-    b"date",
-    b"server",
-    REQUEST_ID_HEADER.encode(),
-    STALE_TTL_HEADER,  # for the gateway's stale cache, not for clients
-}
-# Upstream answers after which a stale redirect is the better reply.
-_REPLAY_ON = frozenset({502, 503, 504})
 _CLICK_ID = CLICK_ID_HEADER.encode()
 _NO_BODY = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
 
@@ -123,12 +88,16 @@ class UpstreamProxy:
         signer: GatewaySigner,
         max_body_bytes: int,
         fallback: Fallback,
+        *,
+        lookups: RedirectLookups | None = None,
     ) -> None:
         self.client = client
         self.transport = transport
         self.signer = signer
         self.max_body_bytes = max_body_bytes
         self.fallback = fallback
+        # Redirects not sampled for tracing go through batched lookups; None: each its own request.
+        self.lookups = lookups
         # What a client sent that is not forwarded: hop-by-hop headers, those
         # the gateway sets itself, and a trace context (the configured
         # propagators' fields: traceparent, tracestate, baggage). The gateway
@@ -173,20 +142,27 @@ class UpstreamProxy:
             guard.failed("bulkhead_full")
             return await self.fallback.unavailable(outage, "bulkhead_full", 1.0)
         try:
+            if code is not None and self.lookups is not None and not sampled():
+                return await serve_visit(self.lookups, self.fallback, outage, generation)
             request = self._build(upstream, scope, identity, body, click_id)
             response = await self._send(guard, request, outage)
             if isinstance(response, int):
                 return response
-            if code is not None and response.status_code in _REPLAY_ON:
-                stale = await self.fallback.replay(outage)
-                if stale is not None:
-                    await response.aclose()
-                    return stale
-            if code is not None:
-                self.fallback.learn(code, response, generation)
-            return await _relay(response, send, extra_headers)
+            return await self._answer(response, outage, generation)
         finally:
             guard.bulkhead.release()
+
+    async def _answer(self, response: httpx.Response, outage: Outage, generation: int) -> int:
+        """Relay the upstream's answer; a redirect's may be learned, or replaced by a stale one."""
+        if outage.code is not None:
+            headers = response.headers.raw
+            stale = await settle_redirect(
+                self.fallback, outage, response.status_code, headers, generation
+            )
+            if stale is not None:
+                await response.aclose()
+                return stale
+        return await _relay(response, outage.send, outage.extra_headers)
 
     def _build(
         self,
@@ -247,7 +223,7 @@ async def _relay(
     """Stream the upstream's answer to the client."""
     try:
         headers = [
-            (k.lower(), v) for k, v in response.headers.raw if k.lower() not in _RESPONSE_DROP
+            (k.lower(), v) for k, v in response.headers.raw if k.lower() not in RESPONSE_DROP
         ]
         await send(
             {
