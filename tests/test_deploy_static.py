@@ -74,6 +74,20 @@ def test_dockerfile_passes_hadolint_at_error_level() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_dockerfile_needs_no_frontend_from_a_registry() -> None:
+    """A ``# syntax=`` directive makes BuildKit pull that frontend image before
+    building: offline, or behind a mirror that lacks it, the build fails. The
+    built-in frontend has everything this Dockerfile uses (RUN --mount)."""
+    # Parser directives: the `# key=value` comments before any other line.
+    directives = []
+    for line in (REPO_ROOT / "Dockerfile").read_text().splitlines():
+        found = re.fullmatch(r"#\s*(\w+)\s*=.*", line.strip())
+        if found is None:
+            break
+        directives.append(found.group(1).lower())
+    assert "syntax" not in directives
+
+
 def test_every_binary_dependency_has_wheels_for_both_architectures() -> None:
     """``docker buildx --platform linux/amd64,linux/arm64`` then never compiles anything."""
     lock = tomllib.loads((REPO_ROOT / "uv.lock").read_text())
