@@ -21,6 +21,7 @@ from services.chassis.health import UNSIGNED_PATHS
 from tests.deploy_manifests import (
     APP_SERVICES,
     IMAGE,
+    KIND_OVERLAY,
     MIB,
     REPO_ROOT,
     SETTINGS,
@@ -109,6 +110,16 @@ def test_compose_config_is_valid(tier: str) -> None:
     profile = ["--profile", tier] if tier != "core" else []
     done = run_tool("docker-compose", "-f", "docker-compose.yml", *profile, "config", "-q")
     assert done.returncode == 0, done.stderr
+
+
+def test_kind_overlay_renders_as_kubectl_apply_k_reads_it() -> None:
+    """``kubectl apply -k`` has no flag to lift kustomize's load restrictor: every
+    file a kustomization reads must lie in or below its own directory."""
+    done = run_tool(
+        "kubectl", "kustomize", "--load-restrictor", "LoadRestrictionsRootOnly", KIND_OVERLAY
+    )
+    assert done.returncode == 0, done.stderr
+    assert "LoadRestrictionsNone" not in (REPO_ROOT / "k8s/kind-up.sh").read_text()
 
 
 def test_kind_overlay_is_valid_kubernetes() -> None:
