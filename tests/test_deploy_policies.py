@@ -169,6 +169,20 @@ def test_gateways_trust_exactly_the_edge(full: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("tier", TIERS)
+def test_postgres_is_healthy_only_when_it_accepts_tcp(tier: str, k8s: list[dict[str, Any]]) -> None:
+    """While the image runs its init scripts the server listens on its socket only;
+    ``pg_isready`` without ``-h`` asks the socket and passes too early, and the
+    init job, which connects over TCP, fails (tests/test_compose.py reproduces it)."""
+    check = compose_config(tier)["services"]["postgres"]["healthcheck"]["test"]
+    assert check[:2] == ["CMD", "pg_isready"]
+    assert check[check.index("-h") + 1] == "127.0.0.1"
+    (postgres,) = _pods(k8s)["StatefulSet/postgres"]["containers"]
+    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        command = postgres.get(probe, {}).get("exec", {}).get("command")
+        assert command is None or command[command.index("-h") + 1] == "127.0.0.1", probe
+
+
+@pytest.mark.parametrize("tier", TIERS)
 def test_compose_starts_in_order_of_health(tier: str) -> None:
     services = compose_config(tier)["services"]
     for name, service in services.items():
