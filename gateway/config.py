@@ -47,6 +47,12 @@ class GatewaySettings(ServiceSettings, RedisSettings, KafkaSettings, InternalAut
     retry_budget_min: float = Field(10.0, ge=0)
     retry_backoff_base_seconds: float = Field(0.025, gt=0)
     retry_backoff_cap_seconds: float = Field(0.25, gt=0)
+    # Redirects the link service resolves, sent as batches of the visits that
+    # arrive together (gateway/lookups.py, ADR 0012): at most this many
+    # batches out at once (0: each redirect its own request), of at most
+    # this many visits.
+    link_batches_in_flight: int = Field(4, ge=0)
+    link_batch_max_visits: int = Field(64, ge=1, le=256)
     # Redirects replayed while the link service cannot answer (0 turns it off).
     stale_max_entries: int = Field(10_000, ge=0)
     stale_max_age_seconds: float = Field(300.0, ge=0)

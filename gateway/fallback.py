@@ -11,9 +11,9 @@ a moment" from "you sent something wrong".
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import NamedTuple
 
-import httpx
 from starlette.types import Scope, Send
 
 from gateway.stale import STALE_TTL_HEADER, StaleClicks, StaleRedirect, StaleRedirects
@@ -55,16 +55,17 @@ class Fallback:
         self.stale = stale
         self.clicks = clicks
 
-    def learn(self, code: str, response: httpx.Response, generation: int) -> None:
+    def learn(
+        self, code: str, status: int, headers: Iterable[tuple[bytes, bytes]], generation: int
+    ) -> None:
         """Keep (or drop) what the link service just answered for ``code``;
         ``generation``: the cache's when the request was sent."""
-        status = response.status_code
         if not 300 <= status < 400:
             if status in (404, 410):
                 self.stale.forget(code)
             return
         location = ttl = cache_control = None
-        for name, value in response.headers.raw:
+        for name, value in headers:
             lowered = name.lower()
             if lowered == b"location":
                 location = value

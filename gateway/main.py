@@ -8,6 +8,7 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+import aiohttp
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -21,8 +22,9 @@ from gateway.edge import Edge, EdgeRouter
 from gateway.fallback import Fallback
 from gateway.jwks import JwksCache
 from gateway.linkchanges import LinkChangeListener
+from gateway.lookups import RedirectLookups, create_lookup_session
 from gateway.openapi import OpenApiMerger
-from gateway.proxy import Upstream, UpstreamProxy, create_client
+from gateway.proxy import Upstream, UpstreamProxy, create_client, create_transport
 from gateway.ratelimit import RateLimiter
 from gateway.resilience import build_guard
 from gateway.stale import StaleClicks, StaleRedirects
@@ -54,7 +56,9 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        client = create_client(settings)
+        transport = create_transport(settings)
+        client = create_client(settings, transport)
+        lookups_session = create_lookup_session(settings)
         limiter = RateLimiter(settings)
         limiter.start()
         # Only the clicks of redirects the gateway answers itself (gateway/stale.py).
@@ -84,7 +88,14 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
             ),
             api_keys=api_keys,
             limiter=limiter,
-            proxy=UpstreamProxy(client, signer, settings.max_body_bytes, fallback),
+            proxy=UpstreamProxy(
+                client,
+                transport,
+                signer,
+                settings.max_body_bytes,
+                fallback,
+                lookups=_lookups(settings, lookups_session, upstreams["link"], signer),
+            ),
         )
         app.state.openapi = OpenApiMerger(client, upstreams)
         # Upstreams are reported, not required: the edge stays in rotation to
@@ -104,6 +115,7 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
             app.state.draining = True
             await link_changes.stop()
             await client.aclose()
+            await lookups_session.close()
             await limiter.stop()
             await clicks.stop(settings.shutdown_timeout_seconds)
 
@@ -132,6 +144,24 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
         EdgeRouter(app),
         access_log_enabled=settings.access_log,
         access_log_sample=settings.access_log_sample,
+    )
+
+
+def _lookups(
+    settings: GatewaySettings,
+    session: aiohttp.ClientSession,
+    link: Upstream,
+    signer: GatewaySigner,
+) -> RedirectLookups | None:
+    if settings.link_batches_in_flight == 0:
+        return None
+    return RedirectLookups(
+        session,
+        link.base_url,
+        signer,
+        link.guard,
+        max_visits=settings.link_batch_max_visits,
+        max_in_flight=settings.link_batches_in_flight,
     )
 
 

@@ -18,9 +18,11 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.config import GatewaySettings
 from gateway.fallback import Fallback, Outage
+from gateway.headers import FORWARDING, HOP_BY_HOP, RESPONSE_DROP
+from gateway.lookups import RedirectLookups
 from gateway.resilience import BulkheadFull, UpstreamGuard
 from gateway.routes import REDIRECT_TEMPLATE
-from gateway.stale import STALE_TTL_HEADER
+from gateway.visits import sampled, serve_visit, settle_redirect
 from services.chassis.breaker import BreakerOpen
 from services.chassis.context import REQUEST_ID_HEADER, new_id, request_id_var
 from services.chassis.errors import send_problem
@@ -29,47 +31,10 @@ from services.chassis.http import read_body
 from services.chassis.identity import GatewaySigner, Identity
 from services.chassis.tracing_http import traced_transport
 
-__all__ = ["Upstream", "UpstreamProxy", "create_client"]
+__all__ = ["Upstream", "UpstreamProxy", "create_client", "create_transport"]
 
 log = logging.getLogger(__name__)
 
-# Hop-by-hop headers (RFC 9110 7.6.1) belong to one connection, never forwarded.
-HOP_BY_HOP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-authenticate",
-        b"proxy-authorization",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-    }
-)
-# Set by the gateway from what it saw; a client's own values are discarded,
-# so a service can trust them (issue: trusted proxies for an edge in front).
-FORWARDING = frozenset(
-    {
-        b"host",
-        b"x-forwarded-for",
-        b"x-forwarded-host",
-        b"x-forwarded-proto",
-        b"x-real-ip",
-        REQUEST_ID_HEADER.encode(),
-        CLICK_ID_HEADER.encode(),
-        b"content-length",
-    }
-)
-# Added again by this process's own server and middleware.
-_RESPONSE_DROP = HOP_BY_HOP | {
-    b"date",
-    b"server",
-    REQUEST_ID_HEADER.encode(),
-    STALE_TTL_HEADER,  # for the gateway's stale cache, not for clients
-}
-# Upstream answers after which a stale redirect is the better reply.
-_REPLAY_ON = frozenset({502, 503, 504})
 _CLICK_ID = CLICK_ID_HEADER.encode()
 _NO_BODY = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
 
@@ -81,11 +46,18 @@ class Upstream:
     guard: UpstreamGuard
 
 
-def create_client(settings: GatewaySettings) -> httpx.AsyncClient:
+def create_transport(settings: GatewaySettings) -> httpx.AsyncBaseTransport:
+    """aiohttp's transport under httpx's API, with a client span per request."""
     limits = httpx.Limits(
         max_connections=settings.upstream_max_connections,
         max_keepalive_connections=settings.upstream_max_connections,
     )
+    return traced_transport(AiohttpTransport(limits=limits))
+
+
+def create_client(
+    settings: GatewaySettings, transport: httpx.AsyncBaseTransport
+) -> httpx.AsyncClient:
     # Per-upstream read timeouts are set on each request (UpstreamGuard).
     timeout = httpx.Timeout(
         settings.user_timeout_seconds,
@@ -93,25 +65,39 @@ def create_client(settings: GatewaySettings) -> httpx.AsyncClient:
         pool=settings.upstream_connect_timeout_seconds,
     )
     return httpx.AsyncClient(
-        # A client span per upstream call, and the trace context in its headers.
-        transport=traced_transport(AiohttpTransport(limits=limits)),
+        transport=transport,
         timeout=timeout,
         trust_env=False,  # never route service-to-service traffic through an env proxy
     )
 
 
 class UpstreamProxy:
+    """Forwards requests through the transport, below httpx's client.
+
+    The client would read an answer as well as receive it: for a 3xx it
+    parses the ``Location`` to build the next request, even with redirects
+    off. A proxy forwards an answer, it does not read it; and a ``Location``
+    is what a client stored in a link, so parsing it inside the breaker's
+    guard let one client's link open the breaker for everyone (issue #16).
+    """
+
     def __init__(
         self,
         client: httpx.AsyncClient,
+        transport: httpx.AsyncBaseTransport,
         signer: GatewaySigner,
         max_body_bytes: int,
         fallback: Fallback,
+        *,
+        lookups: RedirectLookups | None = None,
     ) -> None:
         self.client = client
+        self.transport = transport
         self.signer = signer
         self.max_body_bytes = max_body_bytes
         self.fallback = fallback
+        # Redirects not sampled for tracing go through batched lookups; None: each its own request.
+        self.lookups = lookups
         # What a client sent that is not forwarded: hop-by-hop headers, those
         # the gateway sets itself, and a trace context (the configured
         # propagators' fields: traceparent, tracestate, baggage). The gateway
@@ -156,20 +142,27 @@ class UpstreamProxy:
             guard.failed("bulkhead_full")
             return await self.fallback.unavailable(outage, "bulkhead_full", 1.0)
         try:
+            if code is not None and self.lookups is not None and not sampled():
+                return await serve_visit(self.lookups, self.fallback, outage, generation)
             request = self._build(upstream, scope, identity, body, click_id)
             response = await self._send(guard, request, outage)
             if isinstance(response, int):
                 return response
-            if code is not None and response.status_code in _REPLAY_ON:
-                stale = await self.fallback.replay(outage)
-                if stale is not None:
-                    await response.aclose()
-                    return stale
-            if code is not None:
-                self.fallback.learn(code, response, generation)
-            return await _relay(response, send, extra_headers)
+            return await self._answer(response, outage, generation)
         finally:
             guard.bulkhead.release()
+
+    async def _answer(self, response: httpx.Response, outage: Outage, generation: int) -> int:
+        """Relay the upstream's answer; a redirect's may be learned, or replaced by a stale one."""
+        if outage.code is not None:
+            headers = response.headers.raw
+            stale = await settle_redirect(
+                self.fallback, outage, response.status_code, headers, generation
+            )
+            if stale is not None:
+                await response.aclose()
+                return stale
+        return await _relay(response, outage.send, outage.extra_headers)
 
     def _build(
         self,
@@ -204,7 +197,7 @@ class UpstreamProxy:
         while True:
             try:
                 with guard.breaker.guard():
-                    return await self.client.send(request, stream=True)
+                    return await self.transport.handle_async_request(request)
             except BreakerOpen as exc:
                 guard.failed("breaker_open")
                 return await self.fallback.unavailable(outage, "breaker_open", exc.retry_after)
@@ -230,7 +223,7 @@ async def _relay(
     """Stream the upstream's answer to the client."""
     try:
         headers = [
-            (k.lower(), v) for k, v in response.headers.raw if k.lower() not in _RESPONSE_DROP
+            (k.lower(), v) for k, v in response.headers.raw if k.lower() not in RESPONSE_DROP
         ]
         await send(
             {

@@ -1,6 +1,6 @@
 """The redirect shortcut answers exactly as FastAPI's route does.
 
-``RedirectShortcut`` (services/link/router.py) serves ``GET /{code}``
+``RedirectShortcut`` (services/link/shortcut.py) serves ``GET /{code}``
 without FastAPI's routing and dependency solving. Two link apps run here, in
 this process, on the session's Postgres, Redis and broker: one as shipped,
 and one with the shortcut taken out, so that every request reaches the
@@ -31,7 +31,7 @@ from services.link.cache import LinkCache
 from services.link.clicks import ClickRecorder
 from services.link.config import LinkSettings
 from services.link.main import create_app
-from services.link.router import RedirectShortcut
+from services.link.shortcut import RedirectShortcut
 from tests.conftest import Infra, settings_for
 
 SIGNER = GatewaySigner(INTERNAL_AUTH_KEY.encode())

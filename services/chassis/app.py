@@ -46,7 +46,7 @@ def build_app(
     ``shortcut`` wraps FastAPI's own routing, inside all of the above: a
     pure ASGI app that answers a service's hottest route itself and hands
     every other request on (the link service's redirects,
-    ``services.link.router.RedirectShortcut``).
+    ``services.link.shortcut.RedirectShortcut``).
     """
     app = FastAPI(
         title=title,

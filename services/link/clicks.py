@@ -35,13 +35,31 @@ class ClickRecorder:
 
     def record(self, request: Request, code: str) -> bool:
         headers = request.headers
+        return self.record_visit(
+            code,
+            click_id=headers.get(CLICK_ID_HEADER),
+            referer=headers.get("referer"),
+            user_agent=headers.get("user-agent"),
+            ip=self.client_ip(request),
+        )
+
+    def record_visit(
+        self,
+        code: str,
+        *,
+        click_id: str | None,
+        referer: str | None,
+        user_agent: str | None,
+        ip: str | None,
+    ) -> bool:
+        """One visit's click, from its parts (a batched visit has no request of its own)."""
         event = LinkClicked(
-            event_id=_event_id(headers.get(CLICK_ID_HEADER)),
+            event_id=_event_id(click_id),
             code=code,
             occurred_at=datetime.now(UTC),
-            referrer=bounded_header(headers.get("referer")),
-            user_agent=bounded_header(headers.get("user-agent")),
-            ip_hash=self.ip_hash(self.client_ip(request)),
+            referrer=bounded_header(referer),
+            user_agent=bounded_header(user_agent),
+            ip_hash=self.ip_hash(ip),
             request_id=request_id_var.get(),
         )
         return self.publisher.publish(event.key(), event.to_json())

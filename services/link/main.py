@@ -23,8 +23,9 @@ from services.link.config import LinkSettings
 from services.link.outbox import OutboxRelay
 from services.link.pruning import PRUNE_OUTBOX
 from services.link.resolver import LinkResolver
-from services.link.router import RedirectShortcut, router
+from services.link.router import router
 from services.link.service import LinkService
+from services.link.shortcut import RedirectShortcut
 from services.link.urls import host_key
 
 __all__ = ["create_app"]

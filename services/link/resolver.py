@@ -17,13 +17,13 @@ from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.chassis.db import session_scope
-from services.link.cache import NEGATIVE, CachedLink, LinkCache, Ticket
+from services.link.cache import NEGATIVE, CachedLink, LinkCache, Lookup, Ticket
 from services.link.codes import CODE_RE
 from services.link.exceptions import LinkExpired, LinkNotFound, VisitLimitReached
 from services.link.models import Link
 from services.link.repository import LinkRepository
 
-__all__ = ["LinkResolver", "check_shape"]
+__all__ = ["UNLOOKED", "LinkResolver", "Unlooked", "check_shape"]
 
 LIMITED_VISITS = Counter(
     "link_limited_visits_total",
@@ -31,6 +31,13 @@ LIMITED_VISITS = Counter(
     ["result"],
 )
 _COUNTED, _REFUSED = LIMITED_VISITS.labels("counted"), LIMITED_VISITS.labels("refused")
+
+
+class Unlooked:
+    """The cache was not asked yet."""
+
+
+UNLOOKED = Unlooked()
 
 
 def check_shape(code: str) -> None:
@@ -45,10 +52,15 @@ class LinkResolver:
         self.cache = cache
         self._loading: dict[str, asyncio.Future[CachedLink | None]] = {}
 
-    async def resolve(self, code: str) -> CachedLink:
-        """Where ``code`` redirects to, from the cache when possible."""
+    async def resolve(self, code: str, cached: Lookup | Unlooked = UNLOOKED) -> CachedLink:
+        """Where ``code`` redirects to, from the cache when possible.
+
+        ``cached``: what the cache held for ``code``, when the caller looked
+        it up already (a batch of visits, in one round trip).
+        """
         check_shape(code)
-        cached = await self.cache.get(code)
+        if isinstance(cached, Unlooked):
+            cached = await self.cache.get(code)
         if isinstance(cached, CachedLink):
             link: CachedLink | None = cached
         elif isinstance(cached, Ticket) or cached is None:

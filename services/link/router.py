@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, status
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.chassis.errors import PROBLEM_JSON
-from services.chassis.health import UNSIGNED_PATHS
 from services.chassis.http import etag_matches
+from services.link.cache import CachedLink
+from services.link.config import LinkSettings
 from services.link.dependencies import (
     CallerDep,
     ClicksDep,
@@ -25,12 +24,11 @@ from services.link.qr import MAX_SIZE, MIN_SIZE, QrFormat, render
 from services.link.schemas import LinkCreate, LinkOut, LinkPage, LinkUpdate
 from services.link.service import PERMANENT_REDIRECTS, usage_visible
 
-__all__ = ["RedirectShortcut", "router"]
+__all__ = ["REDIRECT_TEMPLATE", "follow", "redirect_response", "router"]
 
 router = APIRouter()
 
 _PROBLEM: dict[str, Any] = {"content": {PROBLEM_JSON: {}}}
-_ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
 _AUTH: dict[int | str, dict[str, Any]] = {401: _PROBLEM, 403: _PROBLEM, 404: _PROBLEM}
 
 
@@ -150,11 +148,11 @@ _MAX_STALE_TTL = 86_400
 
 
 # The redirect's route template: its RED metrics label and span name.
-_REDIRECT = "/{code}"
+REDIRECT_TEMPLATE = "/{code}"
 
 
 @router.get(
-    _REDIRECT,
+    REDIRECT_TEMPLATE,
     tags=["redirect"],
     status_code=302,
     response_class=Response,
@@ -173,6 +171,11 @@ async def follow(
     """Redirect to the link's target and record the click (the hot path)."""
     link = await resolver.resolve(code)
     clicks.record(request, code)
+    return redirect_response(link, settings)
+
+
+def redirect_response(link: CachedLink, settings: LinkSettings) -> Response:
+    """The redirect to ``link``: its status, and how long it may be cached or replayed."""
     remaining = None if link.expires_at is None else max(0, int(link.expires_at - time.time()))
     if link.redirect_type in PERMANENT_REDIRECTS and not link.limited:
         max_age = settings.permanent_redirect_max_age_seconds
@@ -192,69 +195,3 @@ async def follow(
         # (gateway/stale.py); never past the link's expiry.
         headers["x-redirect-stale-ttl"] = str(stale_ttl)
     return Response(status_code=link.redirect_type, headers=headers)
-
-
-class RedirectShortcut:
-    """Serves ``GET /{code}`` by calling ``follow`` directly, without FastAPI.
-
-    Why: a redirect the gateway's cache does not hold comes here, and
-    FastAPI's routing, dependency solving and request and response wrappers
-    cost more CPU than the redirect itself (py-spy under wrk: ``follow`` was
-    25-30% of the samples, FastAPI and Starlette around it about half).
-    Called directly, a cache hit takes 40-48% less CPU
-    (docs/adr/0011-the-redirect-without-fastapi.md).
-
-    It sits inside the edge middleware, so the request id, RED metrics,
-    access line and the gateway's signature check apply as before, and it
-    calls ``follow`` with what FastAPI would inject: the objects the lifespan
-    put on ``app.state``. ``scope["route_template"]`` gives the metrics and
-    the span their ``/{code}``, as the gateway's edge does (gateway/edge.py).
-    The FastAPI route stays: it is the documented operation, and the
-    reference tests/test_redirect_shortcut.py holds the shortcut to.
-
-    It takes GET requests for a path of one segment, except the paths every
-    service serves itself (health, metrics, docs), which FastAPI routes
-    before ``/{code}`` too. An error is answered by the app's own exception
-    handlers, as FastAPI's exception middleware would; one without a handler
-    propagates to the server error middleware (500), as from the route.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not _is_redirect(scope):
-            await self.app(scope, receive, send)
-            return
-        scope["route_template"] = _REDIRECT
-        request = Request(scope, receive)
-        state = request.app.state
-        code = scope["path"][1:]
-        try:
-            response = await follow(code, request, state.resolver, state.clicks, state.settings)
-        except Exception as exc:
-            handler = _handler_for(request.app.exception_handlers, exc)
-            if handler is None:
-                raise
-            response = await handler(request, exc)
-        await response(scope, receive, send)
-
-
-def _is_redirect(scope: Scope) -> bool:
-    """Whether FastAPI would route this request to ``follow``."""
-    if scope["type"] != "http" or scope["method"] != "GET":
-        return False
-    path: str = scope["path"]
-    return len(path) > 1 and path.count("/") == 1 and path not in UNSIGNED_PATHS
-
-
-def _handler_for(handlers: Mapping[Any, _ErrorHandler], exc: Exception) -> _ErrorHandler | None:
-    """The handler FastAPI's exception middleware would pick: the nearest class
-    registered, except ``Exception`` itself, which is the server error
-    middleware's (outside this one)."""
-    for cls in type(exc).__mro__:
-        if cls is Exception:
-            return None
-        if cls in handlers:
-            return handlers[cls]
-    return None
