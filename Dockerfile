@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1.7
 # One image for every service: they share the chassis and every dependency,
 # and differ only by the command (`python -m services.link`, `python -m gateway`...).
 # Stages:

@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 PY := .venv/bin/python
 
-.PHONY: help install dev down status test lint fmt clean bench-pipeline bench load dr-drill api-docs bench-tracing compose-up compose-down kind-up kind-down rules-test chaos screenshots
+.PHONY: help install dev down status test lint fmt clean bench-pipeline bench load dr-drill api-docs bench-tracing compose-up compose-down compose-chaos test-compose kind-up kind-down rules-test chaos screenshots
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -20,7 +20,10 @@ status: ## Show what the local stack runs
 	@$(PY) -m infra.devstack status
 
 test: install ## Run the test suite against real Postgres, Redis and broker
-	@$(PY) -m pytest
+	@$(PY) -m pytest --ignore-glob='tests/test_compose*.py'
+
+test-compose: install ## The compose stack end to end on this machine's Docker engine (~6 min; own project, free ports)
+	@$(PY) -m pytest -rs tests/test_compose.py
 
 rules-test: install ## Prometheus rules and alert unit tests, Alertmanager config, dashboards up to date
 	@promtool check rules infra/prometheus/rules/*.yml
@@ -71,6 +74,9 @@ compose-up: ## Run the system in Docker: TIER=core (default) or TIER=full (+ obs
 
 compose-down: ## Stop the compose stack, every tier (the Postgres volume stays)
 	@docker compose --profile full down
+
+compose-chaos: install ## Latency between the gateways and the link service: breaker opens, stale redirects (running compose stack)
+	@./infra/compose/chaos.sh
 
 kind-up: ## Create a kind cluster, build and load the image, deploy, print the URL (k8s/)
 	@./k8s/kind-up.sh

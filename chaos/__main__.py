@@ -46,7 +46,9 @@ def _context(gateway: str) -> Context:
 
 def _target(args: argparse.Namespace) -> Target:
     if args.target == "compose":
-        return ComposeTarget(gateway=args.gateway or "http://127.0.0.1:8000")
+        return ComposeTarget(
+            gateway=args.gateway or "http://127.0.0.1:8000", toxiproxy=args.toxiproxy
+        )
     return LocalTarget(StateDir(Path(args.state_dir)), gateway=args.gateway or "")
 
 
@@ -70,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chaos", description=__doc__.splitlines()[0])
     parser.add_argument("--target", choices=("local", "compose"), default="local")
     parser.add_argument("--gateway", help="the gateway's URL (default: the one the stack recorded)")
+    parser.add_argument(
+        "--toxiproxy", default="http://127.0.0.1:8474", help="compose: toxiproxy's API"
+    )
     parser.add_argument("--state-dir", default=str(state_root()))
     parser.add_argument("--only", help="comma-separated experiment names")
     parser.add_argument("--rate", type=float, default=40.0, help="redirects per second")

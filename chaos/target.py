@@ -132,6 +132,7 @@ class ComposeTarget:
 
     gateway: str = "http://127.0.0.1:8080"
     project_dir: str = "."
+    toxiproxy: str = "http://127.0.0.1:8474"
 
     def _compose(self, *args: str) -> str:
         command = ["docker", "compose", "--project-directory", self.project_dir, *args]
@@ -155,7 +156,7 @@ class ComposeTarget:
         self._compose("unpause", self._service(name))
 
     def latency(self) -> Latency:
-        return ComposeLatency(self.gateway)
+        return ComposeLatency(self.gateway, self.toxiproxy)
 
     def roll(self, name: str) -> None:
         # nginx keeps sending to the other replica while this one restarts.

@@ -35,7 +35,7 @@ fi
 
 rendered="$(mktemp)"
 trap 'rm -f "$rendered"' EXIT
-kubectl kustomize --load-restrictor LoadRestrictionsNone k8s/overlays/kind >"$rendered"
+kubectl kustomize k8s/overlays/kind >"$rendered"
 
 # Phase 1: namespace, policies, config, data stores, observability.
 kubectl apply --server-side -f "$rendered" -l 'app.kubernetes.io/component in (platform,config,datastore,observability)'

@@ -10,10 +10,12 @@ measures, one after another:
    gateway with that cache off (the link hop); the full path on cache misses
    (codes never followed, link cache flushed); link creation through the
    gateway;
-2. open loop: a fixed offered rate of redirects through the gateway, latency
-   from each request's intended send time, and the floor at the same rate;
+2. open loop: a fixed offered rate of redirects through the gateway (its
+   memory on, and off), latency from each request's intended send time, and
+   the floor at the same rate;
 3. idle memory of the stack, and the seconds a warm start takes;
-4. a py-spy profile of the gateway on the hot path.
+4. py-spy profiles: the gateway on the hot path, and the gateway and the
+   link service on the proxied path.
 
 The rate limiter is set out of the way; access logs stay as shipped.
 Results go to stdout and to the ``bench`` section of ``docs/performance.md``.
@@ -45,7 +47,6 @@ from loadtests.docpage import write_section
 from loadtests.floor import FLOOR_CODE
 from loadtests.openloop import run_open_loop
 from loadtests.profile import (
-    ProcessProfile,
     cpu_seconds,
     machine_cpu_seconds,
     own_cpu_seconds,
@@ -177,7 +178,8 @@ class Bench:
             direct = self.closed(
                 "a. link service alone, cache hit", self.link + path, headers=signed
             )
-            run.profiled_rate, run.profiles = self.profile(self.gateway + path)
+            watched = {"gateway (row b)": self.pids["gateway"]}
+            run.profiled_rate = self.profile(self.gateway + path, watched)
             hop = self.measure_link_hop(path)
             create = self.closed(
                 "d. create a link through the gateway (API key)",
@@ -237,6 +239,8 @@ class Bench:
                     url + path, rate=self.run.offered_rate, seconds=self.run.seconds
                 )
                 self.run.open_loop.append(("gateway → link, gateway cache off", result))
+                watched = {"gateway (row b2)": pid, "link (row b2)": self.pids["link"]}
+                self.run.profiled_hop_rate = self.profile(url + path, watched)
             finally:
                 self.pids["gateway"] = stack_gateway
         return measured
@@ -276,10 +280,9 @@ class Bench:
         text = httpx.get(f"{self.link}/metrics", trust_env=False).text
         return {result: float(value) for result, value in _LOOKUPS.findall(text)}
 
-    def profile(self, url: str) -> tuple[float, dict[str, ProcessProfile]]:
-        """py-spy on the gateway during one more hot-path run (the link service
-        is idle then: the gateway answers from its redirect cache)."""
-        watched = {"gateway": self.pids["gateway"]}
+    def profile(self, url: str, watched: dict[str, int]) -> float:
+        """py-spy on ``watched`` during one more wrk run on ``url``; its rate.
+        The profiles join the run's, by name."""
         self.settle()
         spies = record(watched, self.run.seconds, PROFILES)
         time.sleep(0.5)  # attached before the load starts
@@ -291,7 +294,9 @@ class Bench:
         )
         for spy in spies:
             spy.wait(timeout=60)
-        return result.good_rate, {name: summarize(PROFILES / f"{name}.txt") for name in watched}
+        for name in watched:
+            self.run.profiles[name] = summarize(PROFILES / f"{name}.txt")
+        return result.good_rate
 
 
 def _median(runs: list[Measured]) -> Measured:

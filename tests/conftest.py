@@ -33,8 +33,9 @@ from infra.devstack.processes import (
 from infra.devstack.stack import Ports, database_url, service_env
 from services.chassis.events import TOPICS
 
-# The `evidence` fixture, and the excerpts it prints after the run.
-pytest_plugins = ["tests.evidence"]
+# The `evidence` fixture, and the excerpts it prints after the run; the
+# in-process link apps that redirect tests compare.
+pytest_plugins = ["tests.evidence", "tests.link_apps"]
 
 
 @dataclass(frozen=True)

@@ -146,7 +146,7 @@ def test_compose_publishes_only_the_edge_and_loopback_tools(full: dict[str, Any]
         name: [(p.get("host_ip", ""), p["published"]) for p in service.get("ports", [])]
         for name, service in full.items()
     }
-    assert published.pop("edge") == [("", "8000")]
+    assert published.pop("edge") == [("127.0.0.1", "8000")]
     for name, ports in published.items():
         assert all(host == "127.0.0.1" for host, _ in ports), f"{name} published beyond loopback"
     for app in ("link", "user", "analytics", "gateway-1", "gateway-2", "init"):
@@ -166,6 +166,27 @@ def test_gateways_trust_exactly_the_edge(full: dict[str, Any]) -> None:
     assert "proxy_set_header X-Forwarded-For $remote_addr;" in nginx
     assert "server gateway-1:8000" in nginx
     assert "server gateway-2:8000" in nginx
+
+
+def test_the_edge_keeps_the_replicas_metrics_to_itself() -> None:
+    """Prometheus scrapes each replica on the backend network; the edge answers 404
+    (tests/test_web_edge.py and tests/test_compose.py ask it for real)."""
+    nginx = (REPO_ROOT / "infra/compose/nginx.conf").read_text()
+    assert "location ~ ^/metrics/?$ {\n            return 404;" in nginx
+
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_postgres_is_healthy_only_when_it_accepts_tcp(tier: str, k8s: list[dict[str, Any]]) -> None:
+    """While the image runs its init scripts the server listens on its socket only;
+    ``pg_isready`` without ``-h`` asks the socket and passes too early, and the
+    init job, which connects over TCP, fails (tests/test_compose.py reproduces it)."""
+    check = compose_config(tier)["services"]["postgres"]["healthcheck"]["test"]
+    assert check[:2] == ["CMD", "pg_isready"]
+    assert check[check.index("-h") + 1] == "127.0.0.1"
+    (postgres,) = _pods(k8s)["StatefulSet/postgres"]["containers"]
+    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        command = postgres.get(probe, {}).get("exec", {}).get("command")
+        assert command is None or command[command.index("-h") + 1] == "127.0.0.1", probe
 
 
 @pytest.mark.parametrize("tier", TIERS)

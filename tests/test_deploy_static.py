@@ -21,6 +21,7 @@ from services.chassis.health import UNSIGNED_PATHS
 from tests.deploy_manifests import (
     APP_SERVICES,
     IMAGE,
+    KIND_OVERLAY,
     MIB,
     REPO_ROOT,
     SETTINGS,
@@ -74,6 +75,20 @@ def test_dockerfile_passes_hadolint_at_error_level() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_dockerfile_needs_no_frontend_from_a_registry() -> None:
+    """A ``# syntax=`` directive makes BuildKit pull that frontend image before
+    building: offline, or behind a mirror that lacks it, the build fails. The
+    built-in frontend has everything this Dockerfile uses (RUN --mount)."""
+    # Parser directives: the `# key=value` comments before any other line.
+    directives = []
+    for line in (REPO_ROOT / "Dockerfile").read_text().splitlines():
+        found = re.fullmatch(r"#\s*(\w+)\s*=.*", line.strip())
+        if found is None:
+            break
+        directives.append(found.group(1).lower())
+    assert "syntax" not in directives
+
+
 def test_every_binary_dependency_has_wheels_for_both_architectures() -> None:
     """``docker buildx --platform linux/amd64,linux/arm64`` then never compiles anything."""
     lock = tomllib.loads((REPO_ROOT / "uv.lock").read_text())
@@ -95,6 +110,16 @@ def test_compose_config_is_valid(tier: str) -> None:
     profile = ["--profile", tier] if tier != "core" else []
     done = run_tool("docker-compose", "-f", "docker-compose.yml", *profile, "config", "-q")
     assert done.returncode == 0, done.stderr
+
+
+def test_kind_overlay_renders_as_kubectl_apply_k_reads_it() -> None:
+    """``kubectl apply -k`` has no flag to lift kustomize's load restrictor: every
+    file a kustomization reads must lie in or below its own directory."""
+    done = run_tool(
+        "kubectl", "kustomize", "--load-restrictor", "LoadRestrictionsRootOnly", KIND_OVERLAY
+    )
+    assert done.returncode == 0, done.stderr
+    assert "LoadRestrictionsNone" not in (REPO_ROOT / "k8s/kind-up.sh").read_text()
 
 
 def test_kind_overlay_is_valid_kubernetes() -> None:

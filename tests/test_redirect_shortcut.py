@@ -4,133 +4,27 @@
 without FastAPI's routing and dependency solving. Two link apps run here, in
 this process, on the session's Postgres, Redis and broker: one as shipped,
 and one with the shortcut taken out, so that every request reaches the
-documented FastAPI route. The same request must get the same status,
+documented FastAPI route (tests/link_apps.py). The same request must get the same status,
 headers, body and click event from both, for every kind of answer.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import httpx
-import orjson
 import pytest
 import redis.asyncio
-from fastapi import FastAPI
-from starlette.types import Receive, Scope, Send
 
-from infra.devstack.stack import INTERNAL_AUTH_KEY
-from services.chassis.events import CLICK_ID_HEADER, CLICKS_TOPIC
-from services.chassis.identity import GatewaySigner, Identity
-from services.chassis.kafka import EventPublisher
 from services.chassis.red import route_label
 from services.link.cache import LinkCache
-from services.link.clicks import ClickRecorder
-from services.link.config import LinkSettings
-from services.link.main import create_app
-from services.link.shortcut import RedirectShortcut
-from tests.conftest import Infra, settings_for
-
-SIGNER = GatewaySigner(INTERNAL_AUTH_KEY.encode())
-VISITOR = Identity(None, "anonymous", "203.0.113.7")
-
-
-def signed(method: str, path: str) -> dict[str, str]:
-    """The headers the gateway adds to this request by a visitor."""
-    pairs = SIGNER.headers(method, path.encode(), VISITOR)
-    return {name.decode(): value.decode() for name, value in pairs}
-
-
-class CapturedClicks(EventPublisher):
-    """The click topic as a list: the events an app published, decoded."""
-
-    def __init__(self, settings: LinkSettings) -> None:
-        super().__init__(settings, CLICKS_TOPIC)
-        self.events: list[dict[str, Any]] = []
-
-    def publish(self, key: bytes, value: bytes) -> bool:
-        self.events.append(orjson.loads(value))
-        return True
-
-
-class App:
-    """One link app in this process: a client for it, and what it did."""
-
-    def __init__(self, app: FastAPI, settings: LinkSettings) -> None:
-        self.app = app
-        self.clicks = CapturedClicks(settings)
-        self.scope: Scope = {}  # of the last request, once the app is done with it
-        transport = httpx.ASGITransport(app=self._keeping_scope)
-        self.http = httpx.AsyncClient(transport=transport, base_url="http://link")
-
-    async def _keeping_scope(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
-        self.scope = scope
-
-    async def get(self, path: str, *, gateway: bool = True) -> httpx.Response:
-        headers = {
-            "x-request-id": "shortcut-test-request",
-            CLICK_ID_HEADER: "0123456789abcdef0123456789abcdef",
-            "referer": "https://example.org/page",
-            "user-agent": "shortcut-test",
-        }
-        if gateway:
-            headers.update(signed("GET", path))
-        return await self.http.get(path, headers=headers)
-
-
-@pytest.fixture(scope="module")
-async def apps(infra: Infra, link_url: str) -> AsyncIterator[tuple[App, App]]:
-    """(as shipped, FastAPI only), started; ``link_url``: the schema is migrated."""
-    with pytest.MonkeyPatch.context() as env:
-        # The session's service's settings; its port goes unused in process.
-        for name, value in settings_for(infra, "link", infra.ports.link).items():
-            env.setenv(name, value)
-        settings = LinkSettings()
-    shipped, reference = create_app(settings), create_app(settings)
-    # The middleware stack is built at the first call: taken out before that.
-    kept = [m for m in reference.user_middleware if cast(object, m.cls) is not RedirectShortcut]
-    assert len(kept) == len(reference.user_middleware) - 1
-    reference.user_middleware = kept
-    pair = App(shipped, settings), App(reference, settings)
-    async with (
-        shipped.router.lifespan_context(shipped),
-        reference.router.lifespan_context(reference),
-    ):
-        for one in pair:
-            recorder: ClickRecorder = one.app.state.clicks
-            recorder.publisher = one.clicks
-        yield pair
-        for one in pair:
-            await one.http.aclose()
-
-
-async def create(app: App, **fields: object) -> str:
-    headers = signed("POST", "/api/v1/links")
-    response = await app.http.post("/api/v1/links", json=fields, headers=headers)
-    assert response.status_code == 201, response.text
-    code: str = response.json()["code"]
-    return code
-
-
-@pytest.fixture(scope="module")
-async def cache(infra: Infra) -> AsyncIterator[redis.asyncio.Redis]:
-    async with redis.asyncio.Redis.from_url(infra.redis_url) as connection:
-        yield connection
+from tests.link_apps import App, clicks_of, create, signed
 
 
 def _answer(response: httpx.Response) -> tuple[int, list[tuple[str, str]], bytes]:
     return response.status_code, sorted(response.headers.multi_items()), response.content
-
-
-def _clicks(app: App) -> list[dict[str, Any]]:
-    """The events published so far, without their time, and forgotten."""
-    events = [{k: v for k, v in e.items() if k != "occurred_at"} for e in app.clicks.events]
-    app.clicks.events.clear()
-    return events
 
 
 async def assert_same_answer(
@@ -153,8 +47,8 @@ async def assert_same_answer(
             await uncached.delete(LinkCache.key(path.removeprefix("/")))
         answers.append(await app.get(path, gateway=gateway))
     assert _answer(answers[0]) == _answer(answers[1])
-    clicks = _clicks(shipped)
-    assert clicks == _clicks(reference)
+    clicks = clicks_of(shipped)
+    assert clicks == clicks_of(reference)
     return answers[0], clicks
 
 
@@ -170,7 +64,7 @@ def assert_took_the_shortcut(pair: tuple[App, App]) -> None:
 async def test_a_cached_link_is_answered_alike(apps: tuple[App, App]) -> None:
     code = await create(apps[0], url="https://example.com/hit")
     await apps[0].get(f"/{code}")  # now in the cache
-    _clicks(apps[0])
+    clicks_of(apps[0])
     response, clicks = await assert_same_answer(apps, f"/{code}")
     assert response.status_code == 302
     assert response.headers["location"] == "https://example.com/hit"
@@ -244,7 +138,7 @@ async def test_other_methods_are_left_to_fastapi(apps: tuple[App, App]) -> None:
     for app in apps:
         response = await app.http.head(f"/{code}", headers=signed("HEAD", f"/{code}"))
         assert response.status_code == 405
-    assert _clicks(apps[0]) == _clicks(apps[1]) == []
+    assert clicks_of(apps[0]) == clicks_of(apps[1]) == []
 
 
 async def test_no_other_get_route_of_one_segment_is_shadowed(apps: tuple[App, App]) -> None:

@@ -97,3 +97,11 @@ def test_a_missing_asset_is_never_cached_and_the_page_is_not_cached_at_the_edge(
         assert "x-cache-status" not in page.headers
         revalidated = http.get("/", headers={"if-none-match": page.headers["etag"]})
         assert revalidated.status_code == 304
+
+
+def test_the_replicas_metrics_are_not_served_through_the_edge(edge: str, gateway_url: str) -> None:
+    """Prometheus scrapes each replica directly; through the edge, anyone could read them."""
+    assert httpx.get(f"{gateway_url}/metrics", timeout=10).status_code == 200
+    # Whole URLs: a client given "//metrics" as a path would read "metrics" as a host.
+    for path in ("/metrics", "/metrics/", "//metrics", "/metrics?x=1", "/%6detrics"):
+        assert httpx.get(edge + path, timeout=10).status_code == 404, path

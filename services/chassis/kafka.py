@@ -13,6 +13,11 @@ again), so consumers deduplicate by event id.
 Trace context travels per event, in the message headers: it is captured when
 the event is queued (inside the request that caused it), since the batch is
 sent later by a task that belongs to no request (services/chassis/tracing_kafka.py).
+
+An outage is logged, not narrated: one line when the broker goes away, one
+summary a minute while it stays away, one line when it is back. aiokafka
+itself logs every failed connect and fetch (a dozen lines a second while the
+broker is down), so ``start`` also puts a ``RepeatFilter`` on its loggers.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import NamedTuple
 
 from aiokafka import AIOKafkaProducer
@@ -32,7 +38,7 @@ from services.chassis.config import KafkaSettings
 from services.chassis.tasks import finish_within
 from services.chassis.tracing_kafka import message_context, message_headers, sending
 
-__all__ = ["EventPublisher", "OutgoingEvent", "create_producer"]
+__all__ = ["EventPublisher", "OutgoingEvent", "RepeatFilter", "create_producer", "quiet_aiokafka"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +55,54 @@ SEND_FAILURES = Counter(
 )
 BUFFER_DEPTH = Gauge("events_buffer_depth", "Events waiting in memory for the broker.", ["topic"])
 BROKER_CONNECTED = Gauge("events_broker_connected", "1 while the producer is connected.", ["topic"])
+
+# While something keeps failing, one line per kind of failure this often.
+SUMMARY_SECONDS = 60.0
+
+
+class RepeatFilter(logging.Filter):
+    """Lets the first line of each kind through, then one per ``window`` seconds
+    carrying ``suppressed``: how many like it were dropped since the last one.
+
+    A kind is the logger, the level and the message *template* (``%s`` not
+    filled in), so a retry loop that logs the same failure with a new node
+    id or errno each time counts as one kind.
+    """
+
+    def __init__(
+        self, window: float = SUMMARY_SECONDS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__()
+        self._window = window
+        self._clock = clock
+        # kind -> (when its last line went out, lines dropped since)
+        self._seen: dict[tuple[str, int, object], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        kind = (record.name, record.levelno, record.msg)
+        now = self._clock()
+        last = self._seen.get(kind)
+        if last is not None and now - last[0] < self._window:
+            self._seen[kind] = (last[0], last[1] + 1)
+            return False
+        self._seen[kind] = (now, 0)
+        if last is not None:
+            record.suppressed = last[1]
+            record.window_seconds = self._window
+        return True
+
+
+_AIOKAFKA_FILTER = RepeatFilter()
+
+
+def quiet_aiokafka() -> None:
+    """Put one ``RepeatFilter`` on every aiokafka logger (a logger's filters do
+    not apply to its children, so each gets it); safe to call again."""
+    names = ["aiokafka", *(n for n in logging.root.manager.loggerDict if n.startswith("aiokafka."))]
+    for name in names:
+        logger = logging.getLogger(name)
+        if _AIOKAFKA_FILTER not in logger.filters:
+            logger.addFilter(_AIOKAFKA_FILTER)
 
 
 def create_producer(settings: KafkaSettings, *, linger_ms: int = 5) -> AIOKafkaProducer:
@@ -104,7 +158,11 @@ class EventPublisher:
         self._wakeup = asyncio.Event()
         self._stopping = False
         self._closed = False
-        self._outage_logged = False
+        # When the broker was last found away (None while it is connected or
+        # has not been tried), and how many attempts have failed since.
+        self._down_since: float | None = None
+        self._failed_attempts = 0
+        self._last_summary = 0.0
         self._producer: AIOKafkaProducer | None = None
         self._task: asyncio.Task[None] | None = None
         self._depth = BUFFER_DEPTH.labels(topic)
@@ -135,6 +193,7 @@ class EventPublisher:
 
     async def start(self) -> None:
         """Start draining in the background; the broker need not be up yet."""
+        quiet_aiokafka()
         self._task = asyncio.create_task(self._run(), name=f"publisher:{self.topic}")
 
     async def stop(self, timeout_seconds: float) -> None:
@@ -202,10 +261,7 @@ class EventPublisher:
             # Back to the front, so the oldest events still go first.
             self._buffer.extendleft(reversed(failed))
             SEND_FAILURES.labels(self.topic).inc()
-            log.warning(
-                "broker did not acknowledge a batch",
-                extra={"topic": self.topic, "count": len(failed)},
-            )
+            self._broker_failed("broker did not acknowledge a batch", results)
             await self._disconnect()
         self._depth.set(len(self._buffer))
         return not failed
@@ -214,12 +270,36 @@ class EventPublisher:
         try:
             self._producer = await start_producer(self._settings)
         except Exception as exc:
-            log.warning("broker unreachable", extra={"topic": self.topic, "error": repr(exc)})
+            self._broker_failed("broker unreachable", [exc])
             return False
-        self._outage_logged = False
         BROKER_CONNECTED.labels(self.topic).set(1)
-        log.info("connected to broker", extra={"topic": self.topic})
+        extra: dict[str, object] = {"topic": self.topic}
+        if self._down_since is not None:
+            extra["down_seconds"] = round(time.monotonic() - self._down_since, 1)
+            extra["failed_attempts"] = self._failed_attempts
+        log.info("connected to broker", extra=extra)
+        self._down_since = None
         return True
+
+    def _broker_failed(self, what: str, results: list[object]) -> None:
+        """One line when the broker goes away, then a summary per SUMMARY_SECONDS."""
+        now = time.monotonic()
+        error = next((repr(r) for r in results if isinstance(r, BaseException)), None)
+        extra: dict[str, object] = {
+            "topic": self.topic,
+            "error": error,
+            "buffered": len(self._buffer),
+        }
+        if self._down_since is None:
+            self._down_since, self._failed_attempts, self._last_summary = now, 1, now
+            log.warning(what, extra=extra)
+            return
+        self._failed_attempts += 1
+        if now - self._last_summary >= SUMMARY_SECONDS:
+            self._last_summary = now
+            extra["down_seconds"] = round(now - self._down_since, 1)
+            extra["failed_attempts"] = self._failed_attempts
+            log.warning("broker still unreachable", extra=extra)
 
     async def _disconnect(self) -> None:
         producer, self._producer = self._producer, None

@@ -4,7 +4,8 @@ The contract is services/chassis/lookups.py; why batches exist,
 docs/adr/0012-batched-redirect-lookups.md. One ``MGET`` looks up every code;
 a cached link is answered on the spot, anything else (a miss that loads from
 Postgres, a link whose visits are counted) runs as its own task, so one slow
-load does not hold up the rest for longer than it takes. Each visit runs
+load does not hold up the rest for longer than it takes; the misses of a
+batch are loaded from Postgres in one query first. Each visit runs
 with its own request id, gets the same click event, status, headers and
 body as its single request would (tests/test_redirect_batch.py holds the two
 paths to that), and an error in one visit is that visit's answer, never the
@@ -27,7 +28,7 @@ from services.chassis.context import request_id_var
 from services.chassis.errors import problem_response, send_problem
 from services.chassis.http import read_body
 from services.chassis.lookups import MAX_VISITS, Answer, Visit, decode_visits, encode_answers
-from services.link.cache import CachedLink, Lookup
+from services.link.cache import NEGATIVE, CachedLink, Lookup, Ticket
 from services.link.codes import CODE_RE
 from services.link.resolver import UNLOOKED, Unlooked
 from services.link.router import redirect_response
@@ -59,6 +60,7 @@ async def serve_batch(request: Request, send: Send) -> None:
     lookups: list[Lookup | Unlooked] = [UNLOOKED] * len(visits)
     for i, lookup in zip(shaped, found, strict=True):
         lookups[i] = lookup
+    await _load_misses(request, visits, lookups)
     answers: list[Answer | asyncio.Task[Answer]] = []
     for visit, lookup in zip(visits, lookups, strict=True):
         if isinstance(lookup, CachedLink) and not lookup.limited:
@@ -78,6 +80,31 @@ async def serve_batch(request: Request, send: Send) -> None:
         }
     )
     await send({"type": "http.response.body", "body": payload})
+
+
+async def _load_misses(
+    request: Request, visits: list[Visit], lookups: list[Lookup | Unlooked]
+) -> None:
+    """Replace each miss by what Postgres holds, loaded for the batch in one query.
+
+    A load that fails leaves the misses as they were: each visit then loads
+    (and fails, or not) on its own, as it would have alone.
+    """
+    missed = {
+        visits[i].code: lookup
+        for i, lookup in enumerate(lookups)
+        if isinstance(lookup, Ticket) or lookup is None
+    }
+    if len(missed) < 2:
+        return  # one miss loads as it would alone
+    try:
+        loaded = await request.app.state.resolver.load_many(missed)
+    except Exception as exc:
+        log.warning("batch load failed", extra={"error": repr(exc)})
+        return
+    for i, visit in enumerate(visits):
+        if visit.code in loaded:
+            lookups[i] = loaded[visit.code] or NEGATIVE
 
 
 async def _answer(request: Request, visit: Visit, lookup: Lookup | Unlooked) -> Answer:

@@ -56,6 +56,11 @@ class LinkRepository:
             query = query.with_for_update()
         return (await self.session.execute(query)).scalar_one_or_none()
 
+    async def get_by_codes(self, codes: list[str]) -> list[Link]:
+        """The live links among ``codes``, in one query (a batch's cache misses)."""
+        query = select(Link).where(Link.code.in_(codes), Link.deleted_at.is_(None))
+        return list((await self.session.execute(query)).scalars())
+
     async def count_visit(self, code: str) -> Row[str, int, datetime | None] | None:
         """Count one visit of a live, unexpired link still under its limit.
 

@@ -117,6 +117,48 @@ class LinkResolver:
         finally:
             del self._loading[code]
 
+    async def load_many(self, missed: dict[str, Ticket | None]) -> dict[str, CachedLink | None]:
+        """Load a batch's missed codes from Postgres in one query; each is then
+        cached as ``_load`` caches one, fenced by its own ticket.
+
+        The codes another request is already loading are not loaded twice:
+        their loads are awaited (single flight, as ``_load_once``).
+        """
+        loop = asyncio.get_running_loop()
+        shared = {c: self._loading[c] for c in missed if c in self._loading}
+        mine = {c: loop.create_future() for c in missed if c not in shared}
+        self._loading.update(mine)
+        try:
+            if mine:
+                async with session_scope(self.sessions) as session:
+                    rows = await LinkRepository(session).get_by_codes(list(mine))
+                found = {row.code: _entry(row) for row in rows}
+                for code, future in mine.items():
+                    future.set_result(found.get(code))
+                fills = [
+                    self.cache.fill(code, found.get(code) or NEGATIVE, ticket)
+                    for code, ticket in missed.items()
+                    if code in mine and ticket is not None
+                ]
+                await asyncio.gather(*fills)
+        except asyncio.CancelledError:
+            for future in mine.values():
+                future.cancel()
+            raise
+        except Exception as exc:
+            for future in mine.values():
+                if not future.done():
+                    future.set_exception(exc)
+                    future.exception()  # marked retrieved: the waiters re-raise it
+            raise
+        finally:
+            for code in mine:
+                del self._loading[code]
+        loaded = {c: f.result() for c, f in mine.items()}
+        for code, future in shared.items():
+            loaded[code] = await asyncio.shield(future)
+        return loaded
+
     async def _load(self, code: str, ticket: Ticket | None) -> CachedLink | None:
         """The row from Postgres, cached unless the entry changed since ``ticket``."""
         async with session_scope(self.sessions) as session:
