@@ -41,7 +41,11 @@ class OpenApiMerger:
             return self._cached
         docs = await asyncio.gather(*(self._fetch(u) for u in self.upstreams.values()))
         merged = {**own, "paths": dict(own.get("paths", {}))}
-        schemas = dict(own.get("components", {}).get("schemas", {}))
+        # The services' models and the credentials they name (securitySchemes).
+        components: dict[str, dict[str, Any]] = {
+            kind: dict(own.get("components", {}).get(kind, {}))
+            for kind in ("schemas", "securitySchemes")
+        }
         complete = True
         for upstream, doc in zip(self.upstreams.values(), docs, strict=True):
             if doc is None:
@@ -50,10 +54,11 @@ class OpenApiMerger:
             for path, item in doc.get("paths", {}).items():
                 if match(_example(path)) == upstream.name:
                     merged["paths"][path] = _with_edge_responses(item)
-            schemas.update(doc.get("components", {}).get("schemas", {}))
+            for kind, found in components.items():
+                found.update(doc.get("components", {}).get(kind, {}))
         merged["components"] = {
             **own.get("components", {}),
-            "schemas": schemas,
+            **components,
             "headers": _RATE_LIMIT_HEADERS,
         }
         if complete:

@@ -47,6 +47,11 @@ def test_the_public_openapi_document_merges_the_services(client: httpx.Client) -
     assert not any(path.startswith("/internal") for path in doc["paths"])
     assert "/metrics" not in doc["paths"]
     assert "LinkCreate" in doc["components"]["schemas"]
+    # Operations that need a user say which credentials they take.
+    schemes = doc["components"]["securitySchemes"]
+    assert {"type": "http", "scheme": "bearer"}.items() <= schemes["HTTPBearer"].items()
+    assert schemes["APIKeyHeader"]["name"] == "X-API-Key"
+    assert {"HTTPBearer": []} in doc["paths"]["/api/v1/users/me"]["get"]["security"]
     assert client.get("/docs").status_code == 200
 
 
