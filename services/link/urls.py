@@ -53,6 +53,8 @@ _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
 # domain code points"): the forbidden host code points, C0 controls, % and DEL.
 _FORBIDDEN_IN_DOMAIN = frozenset(" #/:<>?@[\\]^|%\x7f") | {chr(c) for c in range(0x20)}
 _ATTRIBUTES: Final = ("href", "username", "password", "hostname", "port", "host_type")
+_C0_AND_SPACE: Final = "".join(chr(c) for c in range(0x21))
+_TAB_AND_NEWLINES: Final = dict.fromkeys((0x09, 0x0A, 0x0D))
 _IPV4_NUMBER = re.compile(r"(0[xX][0-9A-Fa-f]*|[0-9]+)")
 
 
@@ -60,8 +62,6 @@ def normalize_url(url: str, *, own_hosts: frozenset[str] = frozenset()) -> str:
     """The URL's canonical ``href``, to store and redirect to; or an ``InvalidUrl``."""
     if len(url) > MAX_URL_LENGTH:
         raise UrlTooLong(f"The URL is longer than {MAX_URL_LENGTH} characters.")
-    if not _encodable(url):
-        raise InvalidUrl("The URL is not valid Unicode text.")
     cleaned = _preprocess(url)
     scheme = _SCHEME.match(cleaned)
     if scheme is None:
@@ -94,21 +94,12 @@ def host_key(url: str) -> str:
     return f"{parts['hostname'].removesuffix('.')}:{port}"
 
 
-def _encodable(url: str) -> bool:
-    # A lone surrogate cannot be handed to the parser (UTF-8) at all.
-    try:
-        url.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _preprocess(url: str) -> str:
-    """What the parser reads: leading and trailing C0 controls and spaces
-    stripped, tabs and newlines removed anywhere (the standard's first steps)."""
-    return url.strip("".join(chr(c) for c in range(0x21))).translate(
-        {0x09: None, 0x0A: None, 0x0D: None}
-    )
+    """What the parser reads: a lone surrogate made U+FFFD (as a browser's
+    USVString does; UTF-8 has no room for one), leading and trailing C0
+    controls and spaces stripped, tabs and newlines removed anywhere."""
+    text = url.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text.strip(_C0_AND_SPACE).translate(_TAB_AND_NEWLINES)
 
 
 def _why_refused(rest: str) -> InvalidUrl:
