@@ -78,12 +78,13 @@ def test_when_requests_race_for_an_alias_exactly_one_wins(gateway_url: str) -> N
     assert statuses.count(201) == 1
 
 
-def test_injection_looking_text_is_stored_verbatim(client: httpx.Client) -> None:
+def test_injection_looking_text_is_stored_as_a_browser_encodes_it(client: httpx.Client) -> None:
     url = "https://example.com/?q=1'%20OR%20'1'='1;--&x=<script>"
     created = client.post("/api/v1/links", json={"url": url})
     assert created.status_code == 201
+    # The standard percent-encodes ' < > in an http(s) query; the rest stays.
     assert client.get(f"/api/v1/links/{created.json()['code']}").json()["url"] == (
-        "https://example.com/?q=1'%20OR%20'1'='1;--&x=<script>"
+        "https://example.com/?q=1%27%20OR%20%271%27=%271;--&x=%3Cscript%3E"
     )
 
 

@@ -32,13 +32,28 @@ from services.link.exceptions import (
     UrlTooLong,
 )
 
-__all__ = ["MAX_URL_LENGTH", "URL_ERROR_CODES", "host_key", "normalize_url"]
+__all__ = [
+    "MAX_URL_LENGTH",
+    "URL_ERROR_CODES",
+    "URL_REFUSALS_DESCRIPTION",
+    "host_key",
+    "normalize_url",
+]
 
 MAX_URL_LENGTH: Final = 2048
 ALLOWED_SCHEMES: Final = frozenset({"http", "https"})
 # Every reason a target can be refused, for the API's description of its 422s.
 _REFUSALS: Final[tuple[type[InvalidUrl], ...]] = (InvalidUrl, *InvalidUrl.__subclasses__())
 URL_ERROR_CODES: Final = {error.code: (error.__doc__ or error.title).strip() for error in _REFUSALS}
+# The text of a 422 in the OpenAPI document of the operations that take a URL.
+URL_REFUSALS_DESCRIPTION: Final = "\n".join(
+    [
+        "Refused. The problem's `code` is `validation_failed` (a field's type or size),",
+        "`invalid_link` (alias, expiry, limit), or for a refused target URL the reason:",
+        "",
+        *(f"- `{code}`: {text}" for code, text in URL_ERROR_CODES.items()),
+    ]
+)
 # The Fetch Standard's "bad ports": a browser refuses to fetch them, so a link
 # there could never be followed. Port 0 no connection can use at all.
 BAD_PORTS: Final = frozenset(
