@@ -22,7 +22,7 @@ from gateway.fallback import Fallback
 from gateway.jwks import JwksCache
 from gateway.linkchanges import LinkChangeListener
 from gateway.openapi import OpenApiMerger
-from gateway.proxy import Upstream, UpstreamProxy, create_client
+from gateway.proxy import Upstream, UpstreamProxy, create_client, create_transport
 from gateway.ratelimit import RateLimiter
 from gateway.resilience import build_guard
 from gateway.stale import StaleClicks, StaleRedirects
@@ -54,7 +54,8 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        client = create_client(settings)
+        transport = create_transport(settings)
+        client = create_client(settings, transport)
         limiter = RateLimiter(settings)
         limiter.start()
         # Only the clicks of redirects the gateway answers itself (gateway/stale.py).
@@ -84,7 +85,7 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
             ),
             api_keys=api_keys,
             limiter=limiter,
-            proxy=UpstreamProxy(client, signer, settings.max_body_bytes, fallback),
+            proxy=UpstreamProxy(client, transport, signer, settings.max_body_bytes, fallback),
         )
         app.state.openapi = OpenApiMerger(client, upstreams)
         # Upstreams are reported, not required: the edge stays in rotation to

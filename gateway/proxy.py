@@ -29,7 +29,7 @@ from services.chassis.http import read_body
 from services.chassis.identity import GatewaySigner, Identity
 from services.chassis.tracing_http import traced_transport
 
-__all__ = ["Upstream", "UpstreamProxy", "create_client"]
+__all__ = ["Upstream", "UpstreamProxy", "create_client", "create_transport"]
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +81,18 @@ class Upstream:
     guard: UpstreamGuard
 
 
-def create_client(settings: GatewaySettings) -> httpx.AsyncClient:
+def create_transport(settings: GatewaySettings) -> httpx.AsyncBaseTransport:
+    """aiohttp's transport under httpx's API, with a client span per request."""
     limits = httpx.Limits(
         max_connections=settings.upstream_max_connections,
         max_keepalive_connections=settings.upstream_max_connections,
     )
+    return traced_transport(AiohttpTransport(limits=limits))
+
+
+def create_client(
+    settings: GatewaySettings, transport: httpx.AsyncBaseTransport
+) -> httpx.AsyncClient:
     # Per-upstream read timeouts are set on each request (UpstreamGuard).
     timeout = httpx.Timeout(
         settings.user_timeout_seconds,
@@ -93,22 +100,32 @@ def create_client(settings: GatewaySettings) -> httpx.AsyncClient:
         pool=settings.upstream_connect_timeout_seconds,
     )
     return httpx.AsyncClient(
-        # A client span per upstream call, and the trace context in its headers.
-        transport=traced_transport(AiohttpTransport(limits=limits)),
+        transport=transport,
         timeout=timeout,
         trust_env=False,  # never route service-to-service traffic through an env proxy
     )
 
 
 class UpstreamProxy:
+    """Forwards requests through the transport, below httpx's client.
+
+    The client would read an answer as well as receive it: for a 3xx it
+    parses the ``Location`` to build the next request, even with redirects
+    off. A proxy forwards an answer, it does not read it; and a ``Location``
+    is what a client stored in a link, so parsing it inside the breaker's
+    guard let one client's link open the breaker for everyone (issue #16).
+    """
+
     def __init__(
         self,
         client: httpx.AsyncClient,
+        transport: httpx.AsyncBaseTransport,
         signer: GatewaySigner,
         max_body_bytes: int,
         fallback: Fallback,
     ) -> None:
         self.client = client
+        self.transport = transport
         self.signer = signer
         self.max_body_bytes = max_body_bytes
         self.fallback = fallback
@@ -204,7 +221,7 @@ class UpstreamProxy:
         while True:
             try:
                 with guard.breaker.guard():
-                    return await self.client.send(request, stream=True)
+                    return await self.transport.handle_async_request(request)
             except BreakerOpen as exc:
                 guard.failed("breaker_open")
                 return await self.fallback.unavailable(outage, "breaker_open", exc.retry_after)

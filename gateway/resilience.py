@@ -23,6 +23,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import aiohttp
+import httpx
 from prometheus_client import Counter, Gauge
 
 from gateway.config import GatewaySettings
@@ -30,6 +32,7 @@ from services.chassis.breaker import Breaker
 
 __all__ = [
     "IDEMPOTENT",
+    "UPSTREAM_FAILURES",
     "Backoff",
     "Bulkhead",
     "BulkheadFull",
@@ -39,6 +42,21 @@ __all__ = [
 ]
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})  # RFC 9110 9.2.2
+
+# What counts against an upstream's breaker: it could not be reached, broke
+# the connection, broke HTTP or took too long. Nothing else does, above all
+# nothing a client can choose: an answer is relayed as bytes and never
+# interpreted inside the breaker (a Location a client stored, say), and a 4xx
+# or 5xx answer is the upstream answering (docs/resilience.md, "What opens a
+# breaker").
+UPSTREAM_FAILURES: tuple[type[BaseException], ...] = (
+    httpx.TimeoutException,
+    httpx.NetworkError,
+    httpx.RemoteProtocolError,
+    aiohttp.ClientConnectionError,
+    aiohttp.ClientPayloadError,
+    TimeoutError,
+)
 
 IN_FLIGHT = Gauge("bulkhead_in_flight", "Requests in flight to an upstream.", ["bulkhead"])
 REJECTIONS = Counter(
@@ -187,6 +205,7 @@ def build_guard(name: str, settings: GatewaySettings) -> UpstreamGuard:
             name,
             fail_max=settings.breaker_fail_max,
             reset_timeout=settings.breaker_reset_seconds,
+            failures=UPSTREAM_FAILURES,
         ),
         budget=RetryBudget(settings.retry_budget_ratio, settings.retry_budget_min),
         backoff=Backoff(settings.retry_backoff_base_seconds, settings.retry_backoff_cap_seconds),

@@ -118,6 +118,19 @@ async def test_a_cancelled_call_is_not_a_failure() -> None:
     assert breaker.state == "closed"
 
 
+def test_only_the_listed_failures_count_against_the_dependency() -> None:
+    breaker = Breaker(
+        "unit-failures", fail_max=1, reset_timeout=5, clock=FakeClock(), failures=(OSError,)
+    )
+    for _ in range(3):  # not the dependency's fault: a bug, or a client's input
+        with pytest.raises(ValueError, match="no parser"), breaker.guard():
+            raise ValueError("a Location no parser accepts")
+    assert breaker.state == "closed"
+    with pytest.raises(ConnectionRefusedError), breaker.guard():
+        raise ConnectionRefusedError
+    assert breaker.state == "open"
+
+
 def test_bulkhead_refuses_at_once_when_full_and_frees_slots() -> None:
     bulkhead = Bulkhead("unit", limit=2)
     bulkhead.acquire()

@@ -108,6 +108,10 @@ class _Listener(pybreaker.CircuitBreakerListener):
         )
 
 
+def _is_cancellation(exc: BaseException) -> bool:
+    return isinstance(exc, asyncio.CancelledError)
+
+
 class Breaker:
     """One breaker around one dependency; ``with breaker.guard(): await call()``."""
 
@@ -118,9 +122,20 @@ class Breaker:
         fail_max: int,
         reset_timeout: float,
         clock: Callable[[], float] = time.monotonic,
+        failures: tuple[type[BaseException], ...] = (Exception,),
     ) -> None:
+        """``failures``: the exceptions that count against the dependency.
+
+        Anything else leaving a guarded block is not its fault (our own bug,
+        or something a client sent) and counts as a success: otherwise one
+        client could open the breaker for every client (docs/resilience.md).
+        """
         self.name = name
         self.reset_timeout = reset_timeout
+
+        def not_theirs(exc: BaseException) -> bool:
+            return not isinstance(exc, failures)
+
         self._storage = _MonotonicStorage(clock)
         self._breaker = pybreaker.CircuitBreaker(
             fail_max=fail_max,
@@ -128,8 +143,9 @@ class Breaker:
             state_storage=self._storage,
             listeners=[_Listener()],
             name=name,
-            # A client that hangs up is not the dependency failing.
-            exclude=[asyncio.CancelledError],
+            # A client that hangs up is not the dependency failing; nor is
+            # anything outside ``failures``.
+            exclude=[_is_cancellation, not_theirs],
             throw_new_error_on_trip=False,  # the caller sees the real failure
         )
         self._trial_running = False
