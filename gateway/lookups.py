@@ -3,12 +3,18 @@
     visit --> queue --(next turn of the event loop, fewer than N batches in flight)-->
               POST /internal/redirects [visit, visit, ...] --> one answer per visit
 
-Nothing waits on a timer. A lone visit is sent on the next turn of the
-loop, by itself; visits arriving while ``max_in_flight`` batches are out
-queue up and leave together when one comes back, at most ``max_visits`` a
-batch. So a quiet gateway pays no added latency and a busy one pays the
-link hop once per batch instead of once per visit: the busier, the cheaper
-a visit (docs/adr/0012-batched-redirect-lookups.md).
+Nothing waits on a timer to fill a batch. A lone visit is sent on the
+next turn of the loop, by itself; visits arriving while ``max_in_flight``
+batches are out queue up and leave together when one comes back, at most
+``max_visits`` a batch. So a quiet gateway pays no added latency and a busy
+one pays the link hop once per batch instead of once per visit: the busier,
+the cheaper a visit (docs/adr/0012-batched-redirect-lookups.md).
+
+A queue behind batches that do not come back (a link service frozen or
+restarting) must not hold the visits behind them for longer than their
+own timeout: a visit that has waited ``MAX_QUEUE_WAIT`` leaves in a batch
+of its own beyond ``max_in_flight`` (up to ``HARD_MAX_IN_FLIGHT``), with
+the whole upstream timeout before it, as it would have without batching.
 
 A batch goes through the link upstream's guard like any request: its
 breaker, its timeout, retries within the budget when the connection
@@ -57,7 +63,7 @@ def create_lookup_session(settings: GatewaySettings) -> aiohttp.ClientSession:
     """aiohttp on its own for the batches: httpx's Request and Response
     objects cost more than the rest of a batched visit (docs/performance.md)."""
     connector = aiohttp.TCPConnector(
-        limit=max(1, settings.link_batches_in_flight) * 2,
+        limit=HARD_MAX_IN_FLIGHT,
         keepalive_timeout=30,
     )
     # An answer's body is relayed as it is: never decompressed here.
@@ -73,6 +79,11 @@ class LookupFailed(Exception):
         self.retry_after = retry_after
 
 
+# How long a visit may wait for a batch to leave before one leaves anyway;
+# far above a healthy batch's round trip (about a millisecond), so only a
+# link service in trouble makes visits reach it.
+MAX_QUEUE_WAIT = 0.05
+HARD_MAX_IN_FLIGHT = 64
 # Under the link service's body limit (SERVICE max_body_bytes, 64 KiB by
 # default) with room to spare: a batch is cut by size as well as by count.
 MAX_BATCH_BYTES = 48 * 1024
@@ -87,6 +98,7 @@ class _Pending:
     # An upper bound of the visit's encoded size: two bytes a character for
     # the free-text fields (bounded to 512 characters each), room for the rest.
     size: int = 0
+    queued_at: float = field(default_factory=lambda: asyncio.get_running_loop().time())
 
     def __post_init__(self) -> None:
         self.size = 256 + 2 * (len(self.visit.referer or "") + len(self.visit.user_agent or ""))
@@ -112,6 +124,7 @@ class RedirectLookups:
         self._queue: list[_Pending] = []
         self._in_flight = 0
         self._scheduled = False
+        self._overdue: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         read = guard.timeouts["read"]
         self._timeout = aiohttp.ClientTimeout(total=read, sock_connect=guard.timeouts["connect"])
@@ -126,11 +139,28 @@ class RedirectLookups:
     def _schedule(self) -> None:
         if not self._scheduled:
             self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            loop = asyncio.get_running_loop()
+            loop.call_soon(self._flush)
+            if self._overdue is None:
+                self._overdue = loop.call_later(MAX_QUEUE_WAIT, self._flush_overdue)
 
-    def _flush(self) -> None:
+    def _flush_overdue(self) -> None:
+        """Send the queue if its oldest visit has waited ``MAX_QUEUE_WAIT``,
+        however many batches are out; look again when the next one will have."""
+        self._overdue = None
+        if not self._queue:
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._queue[0].queued_at >= MAX_QUEUE_WAIT:
+            self._flush(limit=HARD_MAX_IN_FLIGHT)
+        if self._queue:
+            due = self._queue[0].queued_at + MAX_QUEUE_WAIT - loop.time()
+            self._overdue = loop.call_later(max(due, 0.001), self._flush_overdue)
+
+    def _flush(self, limit: int = 0) -> None:
         self._scheduled = False
-        while self._queue and self._in_flight < self.max_in_flight:
+        limit = limit or self.max_in_flight
+        while self._queue and self._in_flight < limit:
             taken, size = 0, 0
             for pending in self._queue[: self.max_visits]:
                 if taken and size + pending.size > MAX_BATCH_BYTES:

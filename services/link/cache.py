@@ -131,9 +131,11 @@ class LinkCache:
     def key(code: str) -> str:
         # v2 added the "limited" flag: a v1 reader would have served limited
         # links from the cache without counting them. v3 added tombstones and
-        # the "exhausted" flag: a v2 reader fails to decode either. The
-        # versions never share entries.
-        return f"link:v3:{code}"
+        # the "exhausted" flag: a v2 reader fails to decode either. v4: the
+        # targets are the URL Standard's hrefs, and migration 0006 rewrote
+        # the stored ones a v3 entry may still hold. The versions never
+        # share entries.
+        return f"link:v4:{code}"
 
     async def get(self, code: str) -> Lookup:
         """The cached link, NEGATIVE for a known-unknown code, a Ticket on a miss.

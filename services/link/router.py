@@ -23,6 +23,7 @@ from services.link.models import Link
 from services.link.qr import MAX_SIZE, MIN_SIZE, QrFormat, render
 from services.link.schemas import LinkCreate, LinkOut, LinkPage, LinkUpdate
 from services.link.service import PERMANENT_REDIRECTS, usage_visible
+from services.link.urls import URL_REFUSALS_DESCRIPTION
 
 __all__ = ["REDIRECT_TEMPLATE", "follow", "redirect_response", "router"]
 
@@ -30,6 +31,7 @@ router = APIRouter()
 
 _PROBLEM: dict[str, Any] = {"content": {PROBLEM_JSON: {}}}
 _AUTH: dict[int | str, dict[str, Any]] = {401: _PROBLEM, 403: _PROBLEM, 404: _PROBLEM}
+_URL_PROBLEM: dict[str, Any] = {**_PROBLEM, "description": URL_REFUSALS_DESCRIPTION}
 
 
 def _short_url(base_url: str, code: str) -> str:
@@ -55,7 +57,7 @@ def _out(link: Link, base_url: str, *, usage: bool = True) -> LinkOut:
     "/api/v1/links",
     status_code=status.HTTP_201_CREATED,
     tags=["links"],
-    responses={400: _PROBLEM, 401: _PROBLEM, 409: _PROBLEM, 413: _PROBLEM, 422: _PROBLEM},
+    responses={400: _PROBLEM, 401: _PROBLEM, 409: _PROBLEM, 413: _PROBLEM, 422: _URL_PROBLEM},
 )
 async def create_link(
     data: LinkCreate, caller: CallerDep, links: LinkServiceDep, settings: SettingsDep
@@ -122,7 +124,7 @@ async def link_qr(
     return Response(await image.draw_in_thread(), media_type=image.media_type, headers=headers)
 
 
-@router.patch("/api/v1/links/{code}", tags=["links"], responses={**_AUTH, 422: _PROBLEM})
+@router.patch("/api/v1/links/{code}", tags=["links"], responses={**_AUTH, 422: _URL_PROBLEM})
 async def update_link(
     code: str, data: LinkUpdate, caller: CallerDep, links: LinkServiceDep, settings: SettingsDep
 ) -> LinkOut:

@@ -39,7 +39,7 @@ from services.link.outbox import stage
 from services.link.repository import LinkRepository
 from services.link.resolver import check_shape
 from services.link.schemas import LinkCreate, LinkUpdate
-from services.link.urls import InvalidUrl, normalize_url
+from services.link.urls import normalize_url
 
 __all__ = ["PERMANENT_REDIRECTS", "LinkService", "usage_visible"]
 
@@ -148,10 +148,8 @@ class LinkService:
         return link
 
     def _valid_url(self, url: str) -> str:
-        try:
-            return normalize_url(url, own_hosts=self.own_hosts)
-        except InvalidUrl as exc:
-            raise InvalidLink(str(exc)) from None
+        # Raises an InvalidUrl (a 422 InvalidLink) whose code says why.
+        return normalize_url(url, own_hosts=self.own_hosts)
 
     async def _insert(
         self, repository: LinkRepository, data: LinkCreate, url: str, owner: uuid.UUID | None

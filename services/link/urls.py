@@ -1,77 +1,192 @@
-"""Target URLs: only web addresses a browser can safely follow, kept in ASCII.
+"""Target URLs, read as browsers read them: the WHATWG URL Standard.
 
-A target ends up in a ``Location`` header, which is ASCII; so a host is
-stored in its IDNA form and non-ASCII characters elsewhere percent-encoded,
-the way a browser would send them.
+ada (``ada-url``, the parser Node.js uses) parses; a target is stored and
+redirected to as the ``href`` it gives, exactly. What the standard refuses
+is refused, and what this service refuses on top (a policy) is refused with
+its own code: docs/links-urls.md. ada only says *that* a URL is invalid, so
+the reason is found by taking the authority apart as the standard does and
+asking ada about the host alone; the URL is never rebuilt by hand.
 """
 
 from __future__ import annotations
 
-from urllib.parse import quote, urlsplit, urlunsplit
+import re
+import unicodedata
+from typing import Final
+from urllib.parse import unquote_to_bytes
 
-__all__ = ["MAX_URL_LENGTH", "InvalidUrl", "host_key", "normalize_url"]
+from ada_url import HostType, idna_to_ascii, idna_to_unicode, parse_url
 
-MAX_URL_LENGTH = 2048
-ALLOWED_SCHEMES = frozenset({"http", "https"})
-# Everything printable in ASCII is left as it is; only the rest is encoded.
-_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
+from services.link.exceptions import (
+    BlockedPort,
+    CredentialsInUrl,
+    ForbiddenHostCodePoint,
+    InvalidHost,
+    InvalidIpv4,
+    InvalidIpv6,
+    InvalidPort,
+    InvalidUrl,
+    MissingHost,
+    OwnHost,
+    UnsupportedScheme,
+    UrlTooLong,
+)
 
+__all__ = [
+    "MAX_URL_LENGTH",
+    "URL_ERROR_CODES",
+    "URL_REFUSALS_DESCRIPTION",
+    "host_key",
+    "normalize_url",
+]
 
-class InvalidUrl(ValueError):
-    """The reason a URL cannot be a target, in words for the client."""
-
-
-def host_key(url: str) -> str:
-    """``host:port`` of a URL, with the scheme's default port filled in."""
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
-    return f"{(parts.hostname or '').rstrip('.').lower()}:{port}"
+MAX_URL_LENGTH: Final = 2048
+ALLOWED_SCHEMES: Final = frozenset({"http", "https"})
+# Every reason a target can be refused, for the API's description of its 422s.
+_REFUSALS: Final[tuple[type[InvalidUrl], ...]] = (InvalidUrl, *InvalidUrl.__subclasses__())
+URL_ERROR_CODES: Final = {error.code: (error.__doc__ or error.title).strip() for error in _REFUSALS}
+# The text of a 422 in the OpenAPI document of the operations that take a URL.
+URL_REFUSALS_DESCRIPTION: Final = "\n".join(
+    [
+        "Refused. The problem's `code` is `validation_failed` (a field's type or size),",
+        "`invalid_link` (alias, expiry, limit), or for a refused target URL the reason:",
+        "",
+        *(f"- `{code}`: {text}" for code, text in URL_ERROR_CODES.items()),
+    ]
+)
+# The Fetch Standard's "bad ports": a browser refuses to fetch them, so a link
+# there could never be followed. Port 0 no connection can use at all.
+BAD_PORTS: Final = frozenset(
+    {0, 1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 69, 77, 79, 87, 95}
+    | {101, 102, 103, 104, 109, 110, 111, 113, 115, 117, 119, 123, 135, 137, 139, 143, 161}
+    | {179, 389, 427, 465, 512, 513, 514, 515, 526, 530, 531, 532, 540, 548, 554, 556, 563}
+    | {587, 601, 636, 989, 990, 993, 995, 1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060}
+    | {5061, 6000, 6566, 6665, 6666, 6667, 6668, 6669, 6679, 6697, 10080}
+)
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+# Characters no domain may hold once mapped (the standard's "forbidden
+# domain code points"): the forbidden host code points, C0 controls, % and DEL.
+_FORBIDDEN_IN_DOMAIN = frozenset(" #/:<>?@[\\]^|%\x7f") | {chr(c) for c in range(0x20)}
+_ATTRIBUTES: Final = ("href", "username", "password", "hostname", "port", "host_type")
+_C0_AND_SPACE: Final = "".join(chr(c) for c in range(0x21))
+_TAB_AND_NEWLINES: Final = dict.fromkeys((0x09, 0x0A, 0x0D))
+_IPV4_NUMBER = re.compile(r"(0[xX][0-9A-Fa-f]*|[0-9]+)")
 
 
 def normalize_url(url: str, *, own_hosts: frozenset[str] = frozenset()) -> str:
-    """The URL as it will be stored and redirected to, or ``InvalidUrl``.
-
-    Rejects other schemes (``javascript:``, ``data:``, ``file:``...), URLs
-    without a host, whitespace and control characters (header injection,
-    spoofed displays), embedded credentials (``https://bank.com@evil.com``),
-    and links to the shortener itself (redirect loops).
-    """
+    """The URL's canonical ``href``, to store and redirect to; or an ``InvalidUrl``."""
     if len(url) > MAX_URL_LENGTH:
-        raise InvalidUrl(f"The URL is longer than {MAX_URL_LENGTH} characters.")
-    if any(ch.isspace() or ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in url):
-        raise InvalidUrl("The URL contains whitespace or control characters.")
+        raise UrlTooLong(f"The URL is longer than {MAX_URL_LENGTH} characters.")
+    cleaned = _preprocess(url)
+    scheme = _SCHEME.match(cleaned)
+    if scheme is None:
+        raise InvalidUrl("The URL must be absolute, starting with http:// or https://.")
+    if scheme[1].lower() not in ALLOWED_SCHEMES:
+        raise UnsupportedScheme("Only http and https URLs can be shortened.")
     try:
-        parts = urlsplit(url)
-        port = parts.port
+        parts = parse_url(cleaned, attributes=_ATTRIBUTES)
     except ValueError:
-        raise InvalidUrl("The URL is malformed.") from None
-    if parts.scheme.lower() not in ALLOWED_SCHEMES:
-        raise InvalidUrl("Only http and https URLs can be shortened.")
-    host = (parts.hostname or "").rstrip(".")
-    if not host or "\\" in parts.netloc:
-        raise InvalidUrl("The URL has no valid host.")
-    if parts.username is not None or parts.password is not None:
-        raise InvalidUrl("URLs with credentials cannot be shortened.")
-    if port == 0:
-        raise InvalidUrl("The URL's port is invalid.")
+        raise _why_refused(cleaned[scheme.end() :]) from None
+    href, hostname = parts["href"], parts["hostname"]
+    if parts["host_type"] == HostType.DEFAULT and (label := _bad_punycode(hostname)):
+        raise InvalidHost(f"The host's label '{label}' is not valid Punycode (IDNA).")
+    if parts["username"] or parts["password"]:
+        raise CredentialsInUrl("URLs with a user name or password cannot be shortened.")
+    if parts["port"] and int(parts["port"]) in BAD_PORTS:
+        raise BlockedPort(f"Browsers refuse to open port {parts['port']}.")
+    if len(href) > MAX_URL_LENGTH:
+        raise UrlTooLong(f"The URL is longer than {MAX_URL_LENGTH} characters once parsed.")
+    if host_key(href) in own_hosts:
+        raise OwnHost("A short link cannot point at the shortener itself.")
+    return href
+
+
+def host_key(url: str) -> str:
+    """``host:port`` of a URL as the standard parses it, the default port filled in."""
+    parts = parse_url(url, attributes=("protocol", "hostname", "port"))
+    port = parts["port"] or ("443" if parts["protocol"] == "https:" else "80")
+    # "sho.rt." is the same name in DNS as "sho.rt".
+    return f"{parts['hostname'].removesuffix('.')}:{port}"
+
+
+def _preprocess(url: str) -> str:
+    """What the parser reads: a lone surrogate made U+FFFD (as a browser's
+    USVString does; UTF-8 has no room for one), leading and trailing C0
+    controls and spaces stripped, tabs and newlines removed anywhere."""
+    text = url.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text.strip(_C0_AND_SPACE).translate(_TAB_AND_NEWLINES)
+
+
+def _why_refused(rest: str) -> InvalidUrl:
+    """The reason the parser refused an http(s) URL; ``rest`` follows the scheme.
+
+    Only the authority can fail in an http(s) URL (path, query and fragment
+    are percent-encoded, never refused), so it is split as the parser splits
+    it: after the slashes, up to the first ``/ \\ ? #``; the host after the
+    last ``@``; the port after the first ``:`` outside brackets.
+    """
+    authority = re.split(r"[/\\?#]", rest.lstrip("/\\"), maxsplit=1)[0]
+    host_port = authority.rpartition("@")[2]
+    if host_port.startswith("["):
+        host, bracket, after = host_port.partition("]")
+        host, port = host + bracket, after.removeprefix(":")
+    else:
+        host, _, port = host_port.partition(":")
+    if not host:
+        return MissingHost("The URL has no host.")
+    if port and (not port.isascii() or not port.isdigit() or int(port) > 65535):
+        return InvalidPort(f"The port '{port[:20]}' is not a number from 0 to 65535.")
+    if _parses(f"http://{host}/"):
+        return InvalidUrl("The URL is not valid.")
+    return _host_problem(host)
+
+
+def _host_problem(host: str) -> InvalidUrl:
+    """Why a host the parser refuses is refused, in the standard's order."""
+    shown = host[:100]
+    if host.startswith("["):
+        return InvalidIpv6(f"The host '{shown}' is not a valid IPv6 address.")
     try:
-        ascii_host = host.encode("idna").decode("ascii") if not host.isascii() else host
-    except UnicodeError:
-        raise InvalidUrl("The URL's host is not a valid domain name.") from None
-    netloc = ascii_host if port is None else f"{ascii_host}:{port}"
-    if parts.netloc.startswith("["):  # IPv6 literal: keep its brackets
-        netloc = parts.netloc
-    normalized = urlunsplit(
-        (
-            parts.scheme.lower(),
-            netloc,
-            quote(parts.path, safe=_SAFE),
-            quote(parts.query, safe=_SAFE),
-            quote(parts.fragment, safe=_SAFE),
+        decoded = unquote_to_bytes(host).decode()
+    except UnicodeDecodeError:
+        return InvalidHost(f"The host '{shown}' percent-encodes bytes that are not UTF-8.")
+    # NFKC and case folding stand in for UTS 46's mapping (a fullwidth percent sign becomes %).
+    mapped = unicodedata.normalize("NFKC", decoded).lower()
+    if forbidden := sorted(set(mapped) & _FORBIDDEN_IN_DOMAIN):
+        return ForbiddenHostCodePoint(
+            f"The host '{shown}' holds characters no host may hold: {''.join(forbidden)!r}."
         )
-    )
-    if len(normalized) > MAX_URL_LENGTH:
-        raise InvalidUrl(f"The URL is longer than {MAX_URL_LENGTH} characters once encoded.")
-    if host_key(normalized) in own_hosts:
-        raise InvalidUrl("A short link cannot point at the shortener itself.")
-    return normalized
+    if _ends_in_a_number(mapped):
+        return InvalidIpv4(f"The host '{shown}' ends in a number but is not an IPv4 address.")
+    return InvalidHost(f"The host '{shown}' is not a valid domain name.")
+
+
+def _ends_in_a_number(domain: str) -> bool:
+    """The standard's "ends in a number": such a host must be an IPv4 address."""
+    labels = domain.split(".")
+    if labels[-1] == "" and len(labels) > 1:
+        labels.pop()
+    return bool(_IPV4_NUMBER.fullmatch(labels[-1]))
+
+
+def _bad_punycode(hostname: str) -> str | None:
+    """An ``xn--`` label that is not the Punycode of a valid label, if any.
+
+    The standard refuses them (``http://a.b.c.xn--pokxncvks``); ada lets
+    them through, so each is checked here: it must decode, and encode back
+    to itself.
+    """
+    for label in hostname.split("."):
+        if label.startswith("xn--"):
+            decoded = idna_to_unicode(label)
+            if decoded == label or idna_to_ascii(decoded).decode() != label:
+                return label
+    return None
+
+
+def _parses(url: str) -> bool:
+    try:
+        parse_url(url, attributes=("href",))
+    except ValueError:
+        return False
+    return True
