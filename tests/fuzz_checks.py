@@ -15,6 +15,7 @@ status a valid request should never get) still fails the run.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import schemathesis
 from schemathesis import Case, CheckContext, Response
@@ -37,7 +38,7 @@ def _problem_code(response: Response) -> str | None:
 
 @schemathesis.check
 def positive_data_meets_only_domain_rules(
-    ctx: CheckContext, response: Response, case: Case
+    ctx: CheckContext, response: Response, case: Case[Any]
 ) -> bool | None:
     """A schema-valid request is refused only by a rule the schema cannot state."""
     meta = case.meta
