@@ -41,7 +41,11 @@ class OpenApiMerger:
             return self._cached
         docs = await asyncio.gather(*(self._fetch(u) for u in self.upstreams.values()))
         merged = {**own, "paths": dict(own.get("paths", {}))}
-        schemas = dict(own.get("components", {}).get("schemas", {}))
+        # The services' models and the credentials they name (securitySchemes).
+        components: dict[str, dict[str, Any]] = {
+            kind: dict(own.get("components", {}).get(kind, {}))
+            for kind in ("schemas", "securitySchemes")
+        }
         complete = True
         for upstream, doc in zip(self.upstreams.values(), docs, strict=True):
             if doc is None:
@@ -50,8 +54,13 @@ class OpenApiMerger:
             for path, item in doc.get("paths", {}).items():
                 if match(_example(path)) == upstream.name:
                     merged["paths"][path] = _with_edge_responses(item)
-            schemas.update(doc.get("components", {}).get("schemas", {}))
-        merged["components"] = {**own.get("components", {}), "schemas": schemas}
+            for kind, found in components.items():
+                found.update(doc.get("components", {}).get(kind, {}))
+        merged["components"] = {
+            **own.get("components", {}),
+            **components,
+            "headers": _RATE_LIMIT_HEADERS,
+        }
         if complete:
             self._cached, self._at = merged, time.monotonic()
         return merged
@@ -80,6 +89,23 @@ _EDGE_RESPONSES = {
 }
 
 
+def _header(description: str, *, required: bool = False) -> dict[str, Any]:
+    return {"description": description, "required": required, "schema": {"type": "integer"}}
+
+
+# gateway/ratelimit.py: every answer under a limit says where it stands, a
+# 429 says when to come back. Defined once, referred to by every 429.
+_RATE_LIMIT_HEADERS = {
+    "RateLimit-Limit": _header("Requests allowed in the window"),
+    "RateLimit-Remaining": _header("Requests left in the window"),
+    "RateLimit-Reset": _header("Seconds until the window resets"),
+    "Retry-After": _header("Seconds to wait before retrying", required=True),
+}
+_RATE_LIMITED_HEADERS = {
+    name: {"$ref": f"#/components/headers/{name}"} for name in _RATE_LIMIT_HEADERS
+}
+
+
 def _with_edge_responses(item: dict[str, Any]) -> dict[str, Any]:
     item = copy.deepcopy(item)
     for operation in item.values():
@@ -89,6 +115,7 @@ def _with_edge_responses(item: dict[str, Any]) -> dict[str, Any]:
             extra["413"] = "The body is larger than the gateway accepts"
         for status, description in extra.items():
             responses.setdefault(status, problem_response_doc(description))
+        responses["429"]["headers"] = _RATE_LIMITED_HEADERS
     return item
 
 

@@ -1,9 +1,19 @@
 """Schema-driven fuzzing of the public API through the gateway (schemathesis).
 
 Every operation of the gateway's merged OpenAPI document is called with
-generated inputs, valid and invalid, as a registered user. Every response
-must be no 5xx and must conform to the document: a documented status, the
-documented content type and headers, and the documented body schema.
+generated inputs, valid and invalid, in sequences that follow the links
+between operations (create a link, then read, change and delete it), once
+anonymously and once as a registered user. Every one of schemathesis's
+checks runs: no 5xx; a documented status, content type, headers and body;
+invalid data refused and valid data accepted; a 405 that names every
+method of its path; a deleted resource that stays gone; a created one that
+can be read; authentication that is not ignored.
+
+The checks are chosen in tests/schemathesis.toml, with the two exceptions
+and their reasons: ``positive_data_acceptance`` is replaced by
+tests/fuzz_checks.py (a 422 with a domain code is a rule JSON Schema cannot
+state, a 422 ``validation_failed`` still fails), and ``use_after_free`` is
+off for a deleted link's stats alone (an eventually consistent read model).
 
 Schemathesis runs as its CLI: its lazy pytest loader does not work with
 pytest 9.2 (it writes a private attribute pytest no longer has).
@@ -12,41 +22,52 @@ pytest 9.2 (it writes a private attribute pytest no longer has).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.accounts import register
 
-# Per operation; the run prints how many cases it generated in all.
-EXAMPLES_PER_OPERATION = 30
-CHECKS = (
-    "not_a_server_error,status_code_conformance,content_type_conformance,"
-    "response_headers_conformance,response_schema_conformance"
-)
+# Per operation and phase; at 50 a run generates about 1,650-1,700 cases over
+# the 19 operations (coverage probes of undeclared methods, stateful
+# sequences included) and takes 30-45 s on two shared cores: both runs,
+# with the stack's start, about 1.5-2 minutes.
+EXAMPLES_PER_OPERATION = 50
+SEED = "20261121"
+REPO = Path(__file__).resolve().parents[1]
 
 
-def test_every_operation_answers_as_documented(gateway_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("caller", ["anonymous", "registered"])
+def test_every_operation_answers_as_documented(
+    gateway_url: str, analytics_url: str, tmp_path: Path, caller: str
+) -> None:
+    headers: list[str] = []
     with httpx.Client(base_url=gateway_url) as http:
-        token = register(http).access_token
+        document = http.get("/openapi.json").json()
+        if caller == "registered":
+            headers = ["--header", f"Authorization: Bearer {register(http).access_token}"]
+    # Every upstream's paths, or the run would pass on part of the API.
+    assert "/api/v1/links/{code}/stats" in document["paths"]
+    assert "/api/v1/auth/register" in document["paths"]
     report = tmp_path / "report.json"
     run = subprocess.run(
         [
             sys.executable,
             "-m",
             "schemathesis.cli",
+            "--config-file",
+            str(REPO / "tests" / "schemathesis.toml"),  # every check; the exceptions, with why
             "run",
             f"{gateway_url}/openapi.json",
-            "--header",
-            f"Authorization: Bearer {token}",
+            *headers,
             "--max-examples",
             str(EXAMPLES_PER_OPERATION),
-            "--checks",
-            CHECKS,
             "--seed",
-            "20261121",
+            SEED,
             "--request-timeout",
             "10",
             "--report",
@@ -58,8 +79,13 @@ def test_every_operation_answers_as_documented(gateway_url: str, tmp_path: Path)
         text=True,
         timeout=600,
         check=False,
+        cwd=REPO,
+        env={**os.environ, "SCHEMATHESIS_HOOKS": "tests.fuzz_checks"},
     )
     print(run.stdout[-4000:])  # the summary, with the number of generated cases
     assert run.returncode == 0, run.stdout[-8000:] + run.stderr[-2000:]
-    assert report.exists()
-    assert json.loads(report.read_text())
+    result = json.loads(report.read_text())
+    assert result["complete"]
+    assert result["operations"]["tested"] == result["operations"]["total"]
+    assert result["test_cases"]["generated"] >= 500
+    assert result["failures"] == []

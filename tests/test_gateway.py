@@ -47,7 +47,31 @@ def test_the_public_openapi_document_merges_the_services(client: httpx.Client) -
     assert not any(path.startswith("/internal") for path in doc["paths"])
     assert "/metrics" not in doc["paths"]
     assert "LinkCreate" in doc["components"]["schemas"]
+    # Operations that need a user say which credentials they take.
+    schemes = doc["components"]["securitySchemes"]
+    assert {"type": "http", "scheme": "bearer"}.items() <= schemes["HTTPBearer"].items()
+    assert schemes["APIKeyHeader"]["name"] == "X-API-Key"
+    assert {"HTTPBearer": []} in doc["paths"]["/api/v1/users/me"]["get"]["security"]
     assert client.get("/docs").status_code == 200
+
+
+def test_what_the_gateway_answers_itself_is_in_the_document(client: httpx.Client) -> None:
+    # Bad credentials, a limit, an upstream away or slow, a body too large:
+    # the gateway answers these before or instead of any service.
+    doc = client.get("/openapi.json").json()
+    for path, item in doc["paths"].items():
+        if path in {"/healthz", "/readyz"}:
+            continue
+        for method, operation in item.items():
+            responses = operation["responses"]
+            assert {"401", "429", "503", "504"} <= set(responses), (method, path)
+            retry_after = responses["429"]["headers"]["Retry-After"]["$ref"]
+            assert retry_after == "#/components/headers/Retry-After", (method, path)
+            if "requestBody" in operation:
+                assert "413" in responses, (method, path)
+    assert doc["components"]["headers"]["Retry-After"]["required"]
+    readiness = doc["paths"]["/readyz"]["get"]["responses"]["503"]
+    assert readiness["content"]["application/json"]["schema"]["$ref"].endswith("/Readiness")
 
 
 def test_unknown_gateway_paths_are_404_problems(client: httpx.Client) -> None:

@@ -11,6 +11,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from tests.accounts import register
+
 
 def alias() -> str:
     return "t-" + uuid.uuid4().hex[:12]
@@ -150,6 +152,9 @@ BAD_BODIES = {
     "past-expiry": {"url": "https://example.com", "expires_at": "2000-01-01T00:00:00Z"},
     "naive-expiry": {"url": "https://example.com", "expires_at": "2999-01-01T00:00:00"},
     "bad-expiry": {"url": "https://example.com", "expires_at": "tomorrow"},
+    "epoch-expiry": {"url": "https://example.com", "expires_at": 4102444800},
+    "fractional-visits": {"url": "https://example.com", "max_visits": 2.5},
+    "string-visits": {"url": "https://example.com", "max_visits": "2"},
     "redirect-303": {"url": "https://example.com", "redirect_type": 303},
     "redirect-str": {"url": "https://example.com", "redirect_type": "302x"},
     "url-number": {"url": 42},
@@ -197,3 +202,39 @@ def test_a_chunked_body_over_the_limit_is_413_too(client: httpx.Client) -> None:
         "/api/v1/links", content=chunks(), headers={"content-type": "application/json"}
     )
     assert response.status_code == 413
+
+
+def test_a_patch_may_send_null_exactly_where_the_document_offers_it(client: httpx.Client) -> None:
+    # null clears an expiry or a visit limit; a URL or a redirect type
+    # cannot be cleared, so the document offers null for neither.
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["LinkUpdate"]
+    nullable = {
+        name
+        for name, field in schema["properties"].items()
+        if {"type": "null"} in field.get("anyOf", [])
+    }
+    assert nullable == {"expires_at", "max_visits"}
+    assert schema["minProperties"] == 1
+    owner = register(client)
+    created = client.post(
+        "/api/v1/links", json={"url": "https://example.com/n"}, headers=owner.bearer
+    )
+    path = f"/api/v1/links/{created.json()['code']}"
+    for name in ("url", "redirect_type"):
+        refused = client.patch(path, json={name: None}, headers=owner.bearer)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["code"] == "validation_failed"
+    cleared = client.patch(
+        path, json={"expires_at": None, "max_visits": None}, headers=owner.bearer
+    )
+    assert cleared.status_code == 200, cleared.text
+
+
+def test_a_visit_limit_written_as_a_whole_float_is_the_integer_json_schema_says_it_is(
+    client: httpx.Client,
+) -> None:
+    response = client.post(
+        "/api/v1/links", json={"url": "https://example.com/f", "max_visits": 3.0}
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["max_visits"] == 3

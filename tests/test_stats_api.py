@@ -129,10 +129,16 @@ def test_a_code_nobody_has_heard_of_is_404(client: httpx.Client) -> None:
     [
         ("from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z", "invalid_range"),
         ("from=2026-01-01T00:00:00Z&to=2026-01-01T00:00:00Z", "invalid_range"),
-        ("from=2020-01-01&to=2026-01-01", "range_too_long"),
-        ("granularity=hour&from=2026-01-01&to=2026-03-01", "range_too_long"),
-        ("from=1900-01-01&to=2026-01-01", "invalid_range"),
+        ("from=2020-01-01T00:00:00Z&to=2026-01-01T00:00:00Z", "range_too_long"),
+        ("granularity=hour&from=2026-01-01T00:00:00Z&to=2026-03-01T00:00:00Z", "range_too_long"),
+        ("from=1900-01-01T00:00:00Z&to=2026-01-01T00:00:00Z", "invalid_range"),
         ("from=yesterday", "validation_failed"),
+        # RFC 3339 date-times only, as the document says: not Unix seconds,
+        # not a date alone, not a time without its offset.
+        ("to=0.5", "validation_failed"),
+        ("to=1767225600", "validation_failed"),
+        ("from=2026-01-01", "validation_failed"),
+        ("from=2026-01-01T00:00:00", "validation_failed"),
         ("granularity=minute", "validation_failed"),
     ],
 )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -11,6 +10,7 @@ from services.analytics.dependencies import CallerDep, CurrentUser, StatsService
 from services.analytics.schemas import LinkStats, TopLinks
 from services.analytics.window import Granularity
 from services.chassis.errors import PROBLEM_JSON
+from services.chassis.timestamps import Rfc3339
 
 __all__ = ["router"]
 
@@ -19,12 +19,12 @@ router = APIRouter(tags=["stats"])
 _PROBLEM: dict[str, Any] = {"content": {PROBLEM_JSON: {}}}
 _FROM = Query(
     alias="from",
-    description="Start (ISO 8601; UTC if no offset), widened to its bucket. Default: 7 days "
-    "before `to`.",
+    description="Start (RFC 3339, with its offset: 2026-01-31T00:00:00Z), widened to its "
+    "bucket. Default: 7 days before `to`.",
 )
-_TO = Query(description="End, exclusive, widened to its bucket. Default: now.")
-From = Annotated[datetime | None, _FROM]
-To = Annotated[datetime | None, _TO]
+_TO = Query(description="End (RFC 3339), exclusive, widened to its bucket. Default: now.")
+From = Annotated[Rfc3339 | None, _FROM]
+To = Annotated[Rfc3339 | None, _TO]
 
 
 @router.get(
@@ -40,7 +40,10 @@ async def link_stats(
     to: To = None,
     granularity: Granularity = "day",
 ) -> LinkStats:
-    """A link's clicks over time, referrers and devices; owner only, unless created anonymously."""
+    """A link's clicks over time, referrers and devices; owner only, unless created anonymously.
+
+    A deleted link's stats answer 404 once the deletion reaches them, normally within a second.
+    """
     return await stats.link_stats(code, caller, from_, to, granularity)
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 import asyncpg
 import orjson
@@ -31,7 +31,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
-from starlette.types import Send
+from starlette.routing import BaseRoute, Match
+from starlette.types import Scope, Send
 
 from services.chassis.context import request_id_var
 
@@ -45,9 +46,11 @@ __all__ = [
     "PayloadTooLarge",
     "UnauthorizedError",
     "UnavailableError",
+    "allowed_methods",
     "install_error_handlers",
     "problem_body",
     "problem_response",
+    "send_internal_error",
     "send_problem",
 ]
 
@@ -190,11 +193,36 @@ async def _validation_error(_: Request, exc: Exception) -> Response:
     )
 
 
-async def _http_error(_: Request, exc: Exception) -> Response:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     codes = {404: "route_not_found", 405: "method_not_allowed"}
     code = codes.get(exc.status_code, f"http_{exc.status_code}")
-    return problem_response(exc.status_code, code, str(exc.detail), str(exc.detail), exc.headers)
+    headers = exc.headers
+    if exc.status_code == 405:
+        # Starlette's own Allow (as "Allow") is replaced, not joined.
+        others = {k: v for k, v in (headers or {}).items() if k.lower() != "allow"}
+        headers = {**others, "allow": allowed_methods(request.app.router.routes, request.scope)}
+    return problem_response(exc.status_code, code, str(exc.detail), str(exc.detail), headers)
+
+
+def allowed_methods(routes: Iterable[BaseRoute], scope: Scope) -> str:
+    """Every method the routes serve at the scope's path, for a 405's ``Allow``.
+
+    Starlette answers 405 from the first route whose path matches, naming
+    only that route's methods; a path served by several routes (``GET`` and
+    ``POST /api/v1/links``) must name them all (RFC 9110 15.5.6). Each method
+    is asked of the routes as a request would be: routers included in others
+    answer ``matches`` for their own routes, and expose no list of methods.
+    """
+    routes = list(routes)
+    return ", ".join(
+        method
+        for method in _METHODS
+        if any(route.matches({**scope, "method": method})[0] is Match.FULL for route in routes)
+    )
+
+
+_METHODS: Final = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
 
 # A database or cache that cannot be reached: the request is fine, the
@@ -220,13 +248,24 @@ async def _dependency_lost(_: Request, exc: Exception) -> Response:
     )
 
 
+# A bug: the request id in the body finds the traceback in the logs.
+_INTERNAL_ERROR: Final = (500, "internal_error", "Internal error", "An unexpected error occurred.")
+
+
 async def _unexpected_error(_: Request, exc: Exception) -> Response:
-    # Only bugs and lost dependencies land here; the request id in the body
-    # finds the traceback in the logs.
     log.error("unhandled error", exc_info=exc)
-    return problem_response(
-        500, "internal_error", "Internal error", "An unexpected error occurred."
-    )
+    return problem_response(*_INTERNAL_ERROR)
+
+
+async def send_internal_error(send: Send, exc: Exception) -> None:
+    """Log a bug and answer 500 with a problem document, from pure ASGI code.
+
+    For the outermost middleware: whatever escaped the app beneath it
+    reaches the client as a problem document with its request id, not as the
+    server's bare ``text/plain`` 500.
+    """
+    log.error("unhandled error", exc_info=exc)
+    await send_problem(send, *_INTERNAL_ERROR)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
 __all__ = ["UNSIGNED_PATHS", "DependencyCheck", "health_router"]
@@ -40,6 +42,13 @@ class DependencyCheck:
         return "ok"
 
 
+class Readiness(BaseModel):
+    """What ``/readyz`` answers, ready (200) or not (503)."""
+
+    status: Literal["ready", "degraded", "unready", "draining"]
+    checks: dict[str, Literal["ok", "down"]] = Field(description="Each dependency probed.")
+
+
 def health_router() -> APIRouter:
     """Routes ``/healthz`` and ``/readyz``; checks come from ``app.state.health_checks``."""
     router = APIRouter(tags=["health"])
@@ -49,7 +58,11 @@ def health_router() -> APIRouter:
         """The process is alive."""
         return JSONResponse({"status": "ok"})
 
-    @router.get("/readyz")
+    @router.get(
+        "/readyz",
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "Not ready, or draining"}},
+    )
     async def readyz(request: Request) -> JSONResponse:
         """Every critical dependency answers (503 otherwise); others are reported."""
         checks: list[DependencyCheck] = getattr(request.app.state, "health_checks", [])

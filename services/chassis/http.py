@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.chassis.accesslog import write_access_line
 from services.chassis.context import REQUEST_ID_HEADER, accept_request_id, request_id_var
-from services.chassis.errors import send_problem
+from services.chassis.errors import send_internal_error, send_problem
 from services.chassis.red import RequestMetrics
 
 __all__ = ["BodySizeLimitMiddleware", "RequestMiddleware", "etag_matches", "read_body"]
@@ -37,6 +37,8 @@ class RequestMiddleware:
     """The outermost wrapper of every request: gives it an id (kept from the
     caller when sane) and echoes it in the response, counts and times it
     (RED metrics, services/chassis/red.py), and writes its access line.
+    Whatever the app beneath raises before answering becomes a 500 problem
+    document with the request id, never the server's bare ``text/plain``.
 
     One wrapper for the three, not three middlewares: each layer costs a
     closure and a call per message on every redirect.
@@ -81,9 +83,10 @@ class RequestMiddleware:
         self.metrics.enter()
         try:
             await self.app(scope, receive, send_with_id)
-        except Exception:
-            status = status or 500  # what the server in front answers for an app that raised
-            raise
+        except Exception as exc:
+            if status:  # the answer has begun: all that is left is to cut it short
+                raise
+            await send_internal_error(send_with_id, exc)
         finally:
             # No answer and no error: the client went away first (nginx's 499),
             # not a server error that would page someone.

@@ -52,7 +52,7 @@ def _rewrite(doc: dict[str, Any]) -> dict[str, Any]:
             if "requestBody" in operation:
                 operation["responses"].setdefault("400", {"description": "Malformed JSON"})
             for status, response in operation.get("responses", {}).items():
-                if status[0] in "45":
+                if status[0] in "45" and not _has_own_body(response):
                     description = response.get("description") or "Error"
                     operation["responses"][status] = problem_response_doc(description)
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
@@ -61,6 +61,15 @@ def _rewrite(doc: dict[str, Any]) -> dict[str, Any]:
     schemas["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
     schemas.update(schemas["Problem"].pop("$defs", {}))
     return doc
+
+
+def _has_own_body(response: dict[str, Any]) -> bool:
+    # An error declared with a model of its own (/readyz's 503 is a report,
+    # not a problem); FastAPI's HTTPValidationError is not one of ours.
+    refs = [
+        media.get("schema", {}).get("$ref", "") for media in response.get("content", {}).values()
+    ]
+    return any(ref and not ref.endswith("/HTTPValidationError") for ref in refs)
 
 
 def install_problem_schema(app: FastAPI) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from services.chassis.timestamps import Rfc3339
 
 __all__ = ["MAX_VISITS_LIMIT", "LinkCreate", "LinkOut", "LinkPage", "LinkUpdate", "RedirectType"]
 
@@ -17,11 +19,20 @@ _URL = Field(
 _EXPIRES = Field(default=None, description="After this instant the link answers 410 Gone.")
 # A bound that keeps the number meaningful; a link needing more needs no limit.
 MAX_VISITS_LIMIT = 1_000_000_000
+
+
+def _integral(value: Any) -> Any:
+    # JSON Schema's integer is any number without a fraction: 5.0 is one.
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+VisitLimit = Annotated[
+    int,
+    Field(ge=1, le=MAX_VISITS_LIMIT, strict=True),  # "5", 5.5 and true are mistakes
+    BeforeValidator(_integral),  # listed after: it runs first
+]
 _MAX_VISITS = Field(
     default=None,
-    ge=1,
-    le=MAX_VISITS_LIMIT,
-    strict=True,  # "5", 5.0 and true are mistakes, not numbers
     description=(
         "After this many redirects the link answers 410 Gone (visit_limit_reached). "
         "Counted exactly, in the database; such a link is never cached or replayed, "
@@ -41,20 +52,35 @@ class LinkCreate(BaseModel):
 
     url: str = _URL
     alias: str | None = Field(default=None, max_length=256, examples=["launch-2026"])
-    expires_at: AwareDatetime | None = _EXPIRES
+    expires_at: Rfc3339 | None = _EXPIRES
     redirect_type: RedirectType = Field(default=302, description=_REDIRECT_DOC)
-    max_visits: int | None = _MAX_VISITS
+    max_visits: VisitLimit | None = _MAX_VISITS
+
+
+def _not_nullable(schema: dict[str, Any]) -> None:
+    """Document a field that may be left out but not sent as ``null``.
+
+    Python reads a left-out field as None; the document must not offer
+    ``null`` for it, which the validator below refuses.
+    """
+    schema.pop("default", None)
+    variants = [v for v in schema.pop("anyOf") if v.get("type") != "null"]
+    (only,) = variants
+    schema.update(only)
 
 
 class LinkUpdate(BaseModel):
     """Fields to change; those left out stay as they are (``null`` clears expiry or limit)."""
 
-    model_config = ConfigDict(extra="forbid")
+    # minProperties: the document says what the validator says, at least one field.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
 
-    url: str | None = Field(default=None, max_length=4096)
-    expires_at: AwareDatetime | None = _EXPIRES
-    redirect_type: RedirectType | None = Field(default=None, description=_REDIRECT_DOC)
-    max_visits: int | None = _MAX_VISITS
+    url: str | None = Field(default=None, max_length=4096, json_schema_extra=_not_nullable)
+    expires_at: Rfc3339 | None = _EXPIRES
+    redirect_type: RedirectType | None = Field(
+        default=None, description=_REDIRECT_DOC, json_schema_extra=_not_nullable
+    )
+    max_visits: VisitLimit | None = _MAX_VISITS
 
     @model_validator(mode="after")
     def _something_to_change(self) -> LinkUpdate:

@@ -29,7 +29,9 @@ class Credentials(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # Generous bounds that only limit the work; the rules are in the service.
-    email: str = Field(max_length=320, examples=["ada@example.com"])
+    email: str = Field(
+        max_length=320, examples=["ada@example.com"], json_schema_extra={"format": "email"}
+    )
     password: str = Field(max_length=1024, examples=["correct horse battery staple"])
 
 
