@@ -58,13 +58,13 @@ def gateway_url(infra: Infra, link_url: str) -> Iterator[str]:
 
 
 def test_concurrent_visits_are_batched_and_each_gets_its_own_target(gateway_url: str) -> None:
-    client = httpx.Client(base_url=gateway_url, timeout=10)
     targets = {}
-    for i in range(LINKS):
-        url = f"https://example.com/batched/{i}"
-        created = client.post("/api/v1/links", json={"url": url})
-        assert created.status_code == 201, created.text
-        targets[created.json()["code"]] = url
+    with httpx.Client(base_url=gateway_url, timeout=10) as client:
+        for i in range(LINKS):
+            url = f"https://example.com/batched/{i}"
+            created = client.post("/api/v1/links", json={"url": url})
+            assert created.status_code == 201, created.text
+            targets[created.json()["code"]] = url
     visits_before = metric(gateway_url, "gateway_redirect_batch_visits_sum")
     batches_before = metric(gateway_url, "gateway_redirect_batch_visits_count")
 
