@@ -2,7 +2,10 @@
 
 The client is httpx's API over aiohttp's transport (``httpx-aiohttp``):
 httpx's own transport forwards at a tenth of the speed on this path (see
-../shared/PERFORMANCE.md and docs/performance.md).
+../shared/PERFORMANCE.md and docs/performance.md). Requests go through the
+transport, never the client, which would read a redirect's ``Location``.
+Redirects that are not sampled for tracing take another way: batched
+lookups on aiohttp alone (gateway/lookups.py, ADR 0012).
 """
 
 from __future__ import annotations
