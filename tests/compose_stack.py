@@ -15,7 +15,11 @@ named here:
 - the slow first start of issue 19 point 1: an init script that sleeps
   ``SLOW_INIT_SECONDS`` before the databases are made, as a slow disk would;
 - only when the broker is the containers kit's stand-in (tansu, which has
-  no idempotent producer): ``*_KAFKA_ENABLE_IDEMPOTENCE=false``.
+  no idempotent producer): ``*_KAFKA_ENABLE_IDEMPOTENCE=false``;
+- only when toxiproxy is the kit's stand-in (Python, where the real one is
+  Go): a memory limit of ``STANDIN_TOXIPROXY_MEMORY``. Under the file's
+  24M, its healthcheck (``toxiproxy-cli``, Python too) was killed by the
+  OOM killer in a CI run, and the container never became healthy.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ __all__ = ["SLOW_INIT_SECONDS", "Stack", "build_images", "docker", "engine_probl
 SLOW_INIT_SECONDS = 10
 # The kit labels its stand-ins (../shared/containers/README.md).
 STANDIN_LABEL = "org.local.containers-kit.standin"
+STANDIN_TOXIPROXY_MEMORY = "96M"
 APP_SERVICES = ("init", "link", "user", "analytics", "gateway-1", "gateway-2", "locust")
 IDEMPOTENCE = {
     "link": "LINK_KAFKA_ENABLE_IDEMPOTENCE",
@@ -109,6 +114,15 @@ def _free_subnet() -> str:
     raise RuntimeError("no free 10.254.x.0/24 subnet for the edge network")
 
 
+TOXIPROXY_IMAGE = "ghcr.io/shopify/toxiproxy:2.11.0"
+
+
+def _standin(image: str) -> bool:
+    """Whether ``image`` is one of the containers kit's stand-ins."""
+    labels = docker("image", "inspect", image, "--format", "{{json .Config.Labels}}")
+    return STANDIN_LABEL in (json.loads(labels) or {})
+
+
 @dataclass
 class Stack:
     """One compose project: ``compose(...)`` runs ``docker compose`` on it."""
@@ -124,10 +138,7 @@ class Stack:
 
     def write_override(self) -> Path:
         self.ports = {service: free_port() for service in PUBLISHED}
-        labels = docker(
-            "image", "inspect", "apache/kafka:3.9.0", "--format", "{{json .Config.Labels}}"
-        )
-        self.standin_broker = STANDIN_LABEL in (json.loads(labels) or {})
+        self.standin_broker = _standin("apache/kafka:3.9.0")
         subnet = _free_subnet()
         edge_ip = subnet.replace(".0/24", ".10")
         slow = self.workdir / "05-slow-disk.sh"
@@ -146,6 +157,9 @@ class Stack:
             services.setdefault(name, {})["ports"] = Override(
                 [f"127.0.0.1:{self.ports[name]}:{inner}"]
             )
+        if _standin(TOXIPROXY_IMAGE):
+            limits = {"resources": {"limits": {"memory": STANDIN_TOXIPROXY_MEMORY}}}
+            services.setdefault("toxiproxy", {})["deploy"] = limits
         services["edge"]["networks"] = {"edge": {"ipv4_address": edge_ip}}
         services["postgres"] = {
             "volumes": [f"{slow}:/docker-entrypoint-initdb.d/05-slow-disk.sh:ro"]
