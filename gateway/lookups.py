@@ -212,25 +212,16 @@ class RedirectLookups:
                 guard.failed("breaker_open")
                 raise LookupFailed("breaker_open", exc.retry_after) from None
             except TimeoutError:
-                guard.failed("timeout")
-                log.warning("upstream timed out", extra={"upstream": guard.name})
+                guard.timed_out()
                 raise LookupFailed("timeout") from None
-            except aiohttp.ClientConnectorError as exc:
-                # Never reached the link service; its visits are GETs (idempotent).
-                if guard.may_retry("GET", retries):
-                    retries += 1
-                    await asyncio.sleep(guard.backoff.delay(retries))
-                    continue
-                guard.failed("unavailable")
-                log.warning(
-                    "upstream unreachable", extra={"upstream": guard.name, "error": repr(exc)}
-                )
-                raise LookupFailed("unavailable") from None
             except aiohttp.ClientError as exc:
-                guard.failed("unavailable")
-                log.warning(
-                    "upstream unreachable", extra={"upstream": guard.name, "error": repr(exc)}
-                )
+                # Only a batch that never reached the link service is sent
+                # again; its visits are GETs (idempotent).
+                never_sent = isinstance(exc, aiohttp.ClientConnectorError)
+                if never_sent and await guard.retried("GET", retries):
+                    retries += 1
+                    continue
+                guard.unreachable(exc)
                 raise LookupFailed("unavailable") from None
             if status != 200:
                 # The link service refused the batch itself (draining, say):

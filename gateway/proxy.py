@@ -10,7 +10,6 @@ lookups on aiohttp alone (gateway/lookups.py, ADR 0012).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -206,17 +205,12 @@ class UpstreamProxy:
                 return await self.fallback.unavailable(outage, "breaker_open", exc.retry_after)
             except httpx.TransportError as exc:
                 if _timed_out(exc):
-                    guard.failed("timeout")
-                    log.warning("upstream timed out", extra={"upstream": guard.name})
+                    guard.timed_out()
                     return await self.fallback.timed_out(outage)
-                if guard.may_retry(request.method, retries):
+                if await guard.retried(request.method, retries):
                     retries += 1
-                    await asyncio.sleep(guard.backoff.delay(retries))
                     continue
-                guard.failed("unavailable")
-                log.warning(
-                    "upstream unreachable", extra={"upstream": guard.name, "error": repr(exc)}
-                )
+                guard.unreachable(exc)
                 return await self.fallback.unavailable(outage, "unavailable", 1.0)
 
 

@@ -17,6 +17,8 @@ outage would become three.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 import random
 import time
@@ -40,6 +42,8 @@ __all__ = [
     "UpstreamGuard",
     "build_guard",
 ]
+
+log = logging.getLogger(__name__)
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})  # RFC 9110 9.2.2
 
@@ -191,6 +195,21 @@ class UpstreamGuard:
 
     def failed(self, reason: str) -> None:
         FAILURES.labels(self.name, reason).inc()
+
+    async def retried(self, method: str, attempt: int) -> bool:
+        """After a failed connection: whether to try again, having paused first."""
+        if not self.may_retry(method, attempt):
+            return False
+        await asyncio.sleep(self.backoff.delay(attempt + 1))
+        return True
+
+    def timed_out(self) -> None:
+        self.failed("timeout")
+        log.warning("upstream timed out", extra={"upstream": self.name})
+
+    def unreachable(self, exc: BaseException) -> None:
+        self.failed("unavailable")
+        log.warning("upstream unreachable", extra={"upstream": self.name, "error": repr(exc)})
 
 
 def build_guard(name: str, settings: GatewaySettings) -> UpstreamGuard:
