@@ -45,8 +45,8 @@ def click_pipeline() -> Json:
                 "Redirects served and clicks counted",
                 Query(
                     "sum(rate(http_requests_total"
-                    f'{{job="link", route="/{{code}}", status=~"3.."}}{RATE}))',
-                    "redirects (link service)",
+                    f'{{job="gateway", route="/{{code}}", status=~"3.."}}{RATE}))',
+                    "redirects (gateway)",
                 ),
                 Query(f"sum(rate(analytics_events_counted_total{RATE}))", "clicks counted"),
                 unit="ops",

@@ -7,13 +7,14 @@ from infra.grafana.panels import RATE, Json, Query, dashboard, row, stat, timese
 __all__ = ["redirect_path"]
 
 REDIRECTS = 'job="gateway", route="/{code}"'
+LINK_LOOKUPS = 'job="link", route=~"/{code}|/internal/redirects"'
 
 
-def _redirect_quantiles(job: str) -> tuple[Query, ...]:
+def _redirect_quantiles(selector: str) -> tuple[Query, ...]:
     return tuple(
         Query(
             f"histogram_quantile({q}, sum by (le) (rate(http_request_duration_seconds_bucket"
-            f'{{job="{job}", route="/{{code}}"}}{RATE})))',
+            f"{{{selector}}}{RATE})))",
             f"p{round(q * 100)}",
         )
         for q in (0.5, 0.9, 0.99)
@@ -77,9 +78,15 @@ def redirect_path() -> Json:
             ),
             row("Latency"),
             timeseries(
-                "At the gateway (what visitors see)", *_redirect_quantiles("gateway"), unit="s"
+                "At the gateway (what visitors see)", *_redirect_quantiles(REDIRECTS), unit="s"
             ),
-            timeseries("At the link service", *_redirect_quantiles("link"), unit="s"),
+            timeseries(
+                "At the link service",
+                *_redirect_quantiles(LINK_LOOKUPS),
+                unit="s",
+                description="Batched lookups (POST /internal/redirects, ADR 0012) and the "
+                "sampled visits the gateway sends on their own (GET /{code}).",
+            ),
             row("Cache, limits, fallback"),
             timeseries(
                 "Cache lookups by result",
