@@ -68,6 +68,7 @@ async def cache(infra: Infra) -> AsyncIterator[LinkCache]:
 def links(engine: AsyncEngine, cache: LinkCache) -> LinkService:
     return LinkService(
         async_sessionmaker(engine, expire_on_commit=False),
+        engine,
         cache,
         code_length=7,
         own_hosts=frozenset(),

@@ -44,8 +44,13 @@ class DatabaseSettings(BaseSettings):
     """A service's own Postgres database."""
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
-    db_pool_size: int = Field(10, ge=1)
-    db_max_overflow: int = Field(10, ge=0)
+    # No overflow by default: under a load that holds more than the pool, an
+    # overflow connection is opened for one checkout and closed at its return,
+    # so every request past the pool paid for a new Postgres backend (+0.3 ms
+    # of Postgres CPU per link creation, measured). A request beyond the pool
+    # waits for a connection instead; one is back within milliseconds.
+    db_pool_size: int = Field(20, ge=1)
+    db_max_overflow: int = Field(0, ge=0)
     db_statement_timeout_ms: int = Field(5000, ge=1)
 
 

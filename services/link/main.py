@@ -61,6 +61,7 @@ def create_app(settings: LinkSettings | None = None) -> FastAPI:
         )
         app.state.links = LinkService(
             sessions,
+            engine,
             cache,
             code_length=settings.code_length,
             own_hosts=frozenset({host_key(settings.public_base_url)}),

@@ -27,6 +27,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter, Gauge
@@ -46,7 +47,7 @@ from services.chassis.tracing_kafka import (
 )
 from services.link.models import OutboxMessage
 
-__all__ = ["OutboxRelay", "stage"]
+__all__ = ["OutboxRelay", "StagedEvent", "stage", "staged_event"]
 
 log = logging.getLogger(__name__)
 
@@ -72,14 +73,27 @@ MIN_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS = 0.1, 5.0
 OutboxRow = Row[int, str, bytes, bytes, str | None]
 
 
+class StagedEvent(NamedTuple):
+    """The columns of an event's outbox row, in the order of its INSERT."""
+
+    topic: str
+    key: bytes
+    payload: bytes
+    traceparent: str | None
+
+
 def stage(session: AsyncSession, topic: str, key: bytes, payload: bytes) -> None:
-    """Add an event to the session's transaction: it exists if, and only if, that commits.
+    """Add an event to the session's transaction: it exists if, and only if, that commits."""
+    session.add(OutboxMessage(**staged_event(topic, key, payload)._asdict()))
+
+
+def staged_event(topic: str, key: bytes, payload: bytes) -> StagedEvent:
+    """An event's outbox row, for ``stage`` or for a statement that inserts it itself.
 
     In a sampled trace, the event's creation is a span of the request, and
     its context is stored with the row for the relay to send as a header.
     """
-    traceparent = traceparent_of(message_context(topic))
-    session.add(OutboxMessage(topic=topic, key=key, payload=payload, traceparent=traceparent))
+    return StagedEvent(topic, key, payload, traceparent_of(message_context(topic)))
 
 
 class OutboxRelay:

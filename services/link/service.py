@@ -1,8 +1,9 @@
 """The rules of links: creating, reading, changing and deleting them.
 
 The service owns its units of work: a transaction is opened and committed by
-``session_scope`` here, and the cache entry is replaced by a tombstone only
-after the commit; the tombstone fences the loads in progress (cache.py), so a
+``session_scope`` here (a creation is one statement, a transaction of its
+own: repository.insert_with_event), and the cache entry is replaced by a
+tombstone only after the commit; the tombstone fences the loads in progress (cache.py), so a
 reader that read the row before the commit cannot put it back. Each change
 writes its ``LinkChanged`` event to the outbox in that same transaction
 (outbox.py): no event for a change that rolled back, no change without its
@@ -13,12 +14,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.chassis.db import session_scope
 from services.chassis.errors import UnauthorizedError
@@ -35,8 +35,8 @@ from services.link.exceptions import (
     NotLinkOwner,
 )
 from services.link.models import Link
-from services.link.outbox import stage
-from services.link.repository import LinkRepository
+from services.link.outbox import stage, staged_event
+from services.link.repository import LinkRepository, insert_with_event
 from services.link.resolver import check_shape
 from services.link.schemas import LinkCreate, LinkUpdate
 from services.link.urls import normalize_url
@@ -53,6 +53,7 @@ class LinkService:
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
+        engine: AsyncEngine,
         cache: LinkCache,
         *,
         code_length: int,
@@ -61,6 +62,8 @@ class LinkService:
         events_committed: Callable[[], None],
     ) -> None:
         self.sessions = sessions
+        # A creation is one statement, a transaction on its own (_insert_one).
+        self.autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.cache = cache
         self.code_length = code_length
         self.own_hosts = own_hosts
@@ -78,9 +81,7 @@ class LinkService:
             raise InvalidLink(problem)
         _check_expiry(data.expires_at)
         _check_limit(data.max_visits, data.redirect_type)
-        async with session_scope(self.sessions) as session:
-            link = await self._insert(LinkRepository(session), data, url, _owner(caller))
-            _record(session, "link.created", link)
+        link = await self._insert(data, url, _owner(caller))
         self.events_committed()
         # A scan may have cached this code as unknown before it existed.
         await self.cache.invalidate(link.code)
@@ -151,36 +152,50 @@ class LinkService:
         # Raises an InvalidUrl (a 422 InvalidLink) whose code says why.
         return normalize_url(url, own_hosts=self.own_hosts)
 
-    async def _insert(
-        self, repository: LinkRepository, data: LinkCreate, url: str, owner: uuid.UUID | None
-    ) -> Link:
-        insert = functools.partial(
-            repository.insert_if_free,
-            url=url,
-            redirect_type=data.redirect_type,
-            expires_at=data.expires_at,
-            owner_id=owner,
-            max_visits=data.max_visits,
-        )
-        if data.alias is not None:
-            link = await insert(code=data.alias)
-            if link is None:
-                raise AliasTaken(f"The alias '{data.alias}' is already taken.")
-            return link
-        for _ in range(MAX_CODE_ATTEMPTS):
-            code = generate_code(self.code_length)
-            if code.lower() in RESERVED:  # "healthz" is seven base62 letters too
-                continue
-            link = await insert(code=code)
-            if link is not None:
+    async def _insert(self, data: LinkCreate, url: str, owner: uuid.UUID | None) -> Link:
+        fields = {
+            "url": url,
+            "redirect_type": data.redirect_type,
+            "expires_at": data.expires_at,
+            "owner_id": owner,
+            "max_visits": data.max_visits,
+        }
+        async with self.autocommit.connect() as connection:
+            if data.alias is not None:
+                link = await _insert_one(connection, data.alias, fields)
+                if link is None:
+                    raise AliasTaken(f"The alias '{data.alias}' is already taken.")
                 return link
+            for _ in range(MAX_CODE_ATTEMPTS):
+                code = generate_code(self.code_length)
+                if code.lower() in RESERVED:  # "healthz" is seven base62 letters too
+                    continue
+                link = await _insert_one(connection, code, fields)
+                if link is not None:
+                    return link
         raise CodeSpaceExhausted("Could not find a free code; try again.")
+
+
+async def _insert_one(
+    connection: AsyncConnection, code: str, fields: Mapping[str, object]
+) -> Link | None:
+    """The link under ``code`` with the event of its creation, or None if the code is taken."""
+    link = Link(code=code, **fields)
+    event = _event("link.created", link)
+    return await insert_with_event(
+        connection, link, staged_event(LINKS_TOPIC, event.key(), event.to_json())
+    )
 
 
 def _record(session: AsyncSession, change: LinkChangeType, link: Link) -> None:
     """Stage the event of ``change`` in the transaction that makes it."""
+    event = _event(change, link)
+    stage(session, LINKS_TOPIC, event.key(), event.to_json())
+
+
+def _event(change: LinkChangeType, link: Link) -> LinkChanged:
     live = change != "link.deleted"
-    event = LinkChanged(
+    return LinkChanged(
         event_id=uuid.uuid4().hex,
         type=change,
         code=link.code,
@@ -192,7 +207,6 @@ def _record(session: AsyncSession, change: LinkChangeType, link: Link) -> None:
         occurred_at=datetime.now(UTC),
         max_visits=link.max_visits if live else None,
     )
-    stage(session, LINKS_TOPIC, event.key(), event.to_json())
 
 
 def usage_visible(link: Link, caller: Identity) -> bool:
