@@ -18,7 +18,8 @@ from contextlib import asynccontextmanager
 from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import MetaData, text
+from sqlalchemy import MetaData, event, text
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -26,7 +27,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy.pool import QueuePool
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, QueuePool
 
 from services.chassis.config import DatabaseSettings
 
@@ -63,14 +64,32 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
         asyncpg_url(settings.database_url),
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
-        pool_pre_ping=True,
         connect_args={
             "timeout": 5,
             "server_settings": {"statement_timeout": str(settings.db_statement_timeout_ms)},
         },
     )
+    event.listen(engine.sync_engine.pool, "checkout", _discard_if_closed)
     _POOLS.watch(engine, settings.db_pool_size + settings.db_max_overflow)
     return engine
+
+
+def _discard_if_closed(
+    dbapi_connection: object, _record: ConnectionPoolEntry, _proxy: PoolProxiedConnection
+) -> None:
+    """Hand out no connection that the server closed while it sat in the pool.
+
+    Postgres closes its connections when it restarts or a backend is
+    terminated; the event loop reads that end of the socket as it happens, so
+    asyncpg knows the connection is closed without asking. Raising
+    ``DisconnectionError`` here makes the pool drop it and check out another
+    (SQLAlchemy's documented custom pessimistic check). ``pool_pre_ping``
+    asked the server instead: three round trips per checkout with asyncpg
+    (BEGIN, ``;``, ROLLBACK), 15 % of the link service's CPU per creation.
+    """
+    driver = getattr(dbapi_connection, "driver_connection", None)
+    if driver is not None and driver.is_closed():
+        raise DisconnectionError("closed by the server while pooled")
 
 
 @asynccontextmanager
