@@ -149,7 +149,7 @@ def test_compose_publishes_only_the_edge_and_loopback_tools(full: dict[str, Any]
     assert published.pop("edge") == [("127.0.0.1", "8000")]
     for name, ports in published.items():
         assert all(host == "127.0.0.1" for host, _ in ports), f"{name} published beyond loopback"
-    for app in ("link", "user", "analytics", "gateway-1", "gateway-2", "init"):
+    for app in ("link", "user", "analytics", "webhooks", "gateway-1", "gateway-2", "init"):
         assert published[app] == [], f"{app} must be reached through the edge only"
 
 
@@ -199,13 +199,13 @@ def test_compose_starts_in_order_of_health(tier: str) -> None:
         for dependency, condition in service.get("depends_on", {}).items():
             wanted = "service_completed_successfully" if dependency == "init" else "service_healthy"
             assert condition["condition"] == wanted, f"{name} -> {dependency}"
-    for app in ("link", "user", "analytics"):
+    for app in ("link", "user", "analytics", "webhooks"):
         assert "init" in services[app]["depends_on"]
 
 
 def test_our_compose_containers_are_locked_down(full: dict[str, Any]) -> None:
     ours = [name for name, service in full.items() if service["image"].startswith("shortener")]
-    assert len(ours) == 7  # init, link, user, analytics, two gateways, locust
+    assert len(ours) == 8  # init, link, user, analytics, webhooks, two gateways, locust
     for name in ours:
         service = full[name]
         assert service["read_only"] is True, name
