@@ -63,7 +63,7 @@ def test_every_pod_is_restricted(k8s: list[dict[str, Any]]) -> None:
 
 def test_our_pods_run_the_image_user_without_an_api_token(k8s: list[dict[str, Any]]) -> None:
     ours = {n: p for n, p in _pods(k8s).items() if p["containers"][0]["image"] == IMAGE}
-    assert len(ours) == 8
+    assert len(ours) == 10  # five services, five Jobs
     for name, pod in ours.items():
         assert pod["securityContext"]["runAsUser"] == 10001, name
         assert pod["automountServiceAccountToken"] is False, name
@@ -81,7 +81,7 @@ def test_scaling_and_disruption_budgets(k8s: list[dict[str, Any]]) -> None:
         for d in k8s
         if d["kind"] == "PodDisruptionBudget"
     }
-    assert budgets == {"gateway", "link", "user", "analytics"}
+    assert budgets == {"gateway", "link", "user", "analytics", "webhooks"}
 
 
 def test_only_the_gateway_is_reachable_from_outside_the_namespace(
@@ -136,9 +136,16 @@ def test_each_store_and_service_admits_only_its_clients(k8s: list[dict[str, Any]
     assert _allowed_sources(k8s, "link") == {"gateway", "prometheus"}
     assert _allowed_sources(k8s, "user") == {"gateway", "prometheus"}
     assert _allowed_sources(k8s, "analytics") == {"gateway", "prometheus"}
-    assert _allowed_sources(k8s, "postgres") == {"link", "user", "analytics"}
+    assert _allowed_sources(k8s, "webhooks") == {"gateway", "prometheus"}
+    assert _allowed_sources(k8s, "postgres") == {"link", "user", "analytics", "webhooks"}
     assert _allowed_sources(k8s, "redis") == {"link", "gateway", "analytics"}
-    assert _allowed_sources(k8s, "kafka") == {"link", "gateway", "analytics", "kafka-topics"}
+    assert _allowed_sources(k8s, "kafka") == {
+        "link",
+        "gateway",
+        "analytics",
+        "webhooks",
+        "kafka-topics",
+    }
 
 
 def test_compose_publishes_only_the_edge_and_loopback_tools(full: dict[str, Any]) -> None:

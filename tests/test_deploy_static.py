@@ -219,7 +219,7 @@ def test_one_image_runs_every_service(
     pods = [d["spec"]["template"]["spec"] for d in k8s if d["kind"] in ("Deployment", "Job")]
     containers = [c for pod in pods for c in pod["containers"]]
     python = [c for c in containers if c.get("command", [""])[0] == "python"]
-    assert len(python) == 8  # four Deployments, four Jobs
+    assert len(python) == 10  # five Deployments, five Jobs
     assert {c["image"] for c in python} == {IMAGE}
     assert f"IMAGE={IMAGE}\n" in (REPO_ROOT / "k8s/kind-up.sh").read_text()
     dockerfile = (REPO_ROOT / "Dockerfile").read_text()
