@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -43,15 +44,15 @@ NEVER = [
 PUBLIC = ["93.184.215.14", "1.1.1.1", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"]
 
 
-@pytest.fixture(scope="module")
-def full() -> dict[str, Any]:
-    services: dict[str, Any] = compose_config("full")["services"]
-    return services
+@dataclass(frozen=True)
+class Rendered:
+    compose: dict[str, Any]  # the full tier's services
+    k8s: list[dict[str, Any]]
 
 
 @pytest.fixture(scope="module")
-def k8s() -> list[dict[str, Any]]:
-    return manifests(render_kustomize())
+def rendered() -> Rendered:
+    return Rendered(compose_config("full")["services"], manifests(render_kustomize()))
 
 
 def _one(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
@@ -76,7 +77,8 @@ def _env(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, str]:
     return env
 
 
-def test_it_runs_like_the_other_services(full: dict[str, Any], k8s: list[dict[str, Any]]) -> None:
+def test_it_runs_like_the_other_services(rendered: Rendered) -> None:
+    full, k8s = rendered.compose, rendered.k8s
     service = full["webhooks"]
     assert service["command"] == ["python", "-m", "services.webhooks", "serve"]
     assert service["environment"]["WEBHOOKS_PORT"] == str(PORT)
@@ -102,9 +104,8 @@ def test_it_runs_like_the_other_services(full: dict[str, Any], k8s: list[dict[st
     assert f"--from-literal={secret}=" in (REPO_ROOT / "k8s/kind-up.sh").read_text()
 
 
-def test_it_is_given_only_the_agreed_variables(
-    full: dict[str, Any], k8s: list[dict[str, Any]]
-) -> None:
+def test_it_is_given_only_the_agreed_variables(rendered: Rendered) -> None:
+    full, k8s = rendered.compose, rendered.k8s
     for place, names in {
         "compose": set(full["webhooks"]["environment"]),
         "k8s": set(_env(k8s, "Deployment", "webhooks")),
@@ -114,7 +115,8 @@ def test_it_is_given_only_the_agreed_variables(
         assert names >= AGREED, f"{place} lacks {sorted(AGREED - names)}"
 
 
-def test_the_gateway_routes_to_it(full: dict[str, Any], k8s: list[dict[str, Any]]) -> None:
+def test_the_gateway_routes_to_it(rendered: Rendered) -> None:
+    full, k8s = rendered.compose, rendered.k8s
     url = f"http://webhooks:{PORT}"
     for gateway in ("gateway-1", "gateway-2"):
         assert full[gateway]["environment"]["GATEWAY_WEBHOOKS_SERVICE_URL"] == url
@@ -122,9 +124,8 @@ def test_the_gateway_routes_to_it(full: dict[str, Any], k8s: list[dict[str, Any]
     assert _env(k8s, "Deployment", "gateway")["GATEWAY_WEBHOOKS_SERVICE_URL"] == url
 
 
-def test_private_targets_are_refused_by_default_everywhere(
-    full: dict[str, Any], k8s: list[dict[str, Any]]
-) -> None:
+def test_private_targets_are_refused_by_default_everywhere(rendered: Rendered) -> None:
+    full, k8s = rendered.compose, rendered.k8s
     for env in (full["webhooks"]["environment"], _env(k8s, "Deployment", "webhooks")):
         assert env["WEBHOOKS_ALLOW_PRIVATE_TARGETS"] == "false"
         assert env["WEBHOOKS_ALLOWED_NETWORKS"] == "[]"
@@ -159,7 +160,8 @@ def _reaches(rules: list[dict[str, Any]], address: str, port: int) -> bool:
     return False
 
 
-def test_its_pods_reach_the_public_internet_on_80_and_443_only(k8s: list[dict[str, Any]]) -> None:
+def test_its_pods_reach_the_public_internet_on_80_and_443_only(rendered: Rendered) -> None:
+    k8s = rendered.k8s
     rules = _egress(k8s)
     for address in PUBLIC:
         assert _reaches(rules, address, 443), address
@@ -169,9 +171,8 @@ def test_its_pods_reach_the_public_internet_on_80_and_443_only(k8s: list[dict[st
         assert not any(_reaches(rules, address, port) for port in (80, 443)), address
 
 
-def test_its_pods_reach_in_the_cluster_only_dns_and_their_dependencies(
-    k8s: list[dict[str, Any]],
-) -> None:
+def test_its_pods_reach_in_the_cluster_only_dns_and_their_dependencies(rendered: Rendered) -> None:
+    k8s = rendered.k8s
     inside = set()
     for rule in _egress(k8s):
         for peer in rule["to"]:
@@ -189,7 +190,8 @@ def test_its_pods_reach_in_the_cluster_only_dns_and_their_dependencies(
     }
 
 
-def test_prometheus_scrapes_it(k8s: list[dict[str, Any]]) -> None:
+def test_prometheus_scrapes_it(rendered: Rendered) -> None:
+    k8s = rendered.k8s
     compose_prometheus = (REPO_ROOT / "infra/prometheus/prometheus-compose.yml").read_text()
     assert f'- targets: ["webhooks:{PORT}"]' in compose_prometheus
     # Kubernetes finds every pod labelled component=app with a port named http.
