@@ -185,6 +185,17 @@ async def test_a_body_trickled_a_byte_at_a_time_times_out_and_keeps_its_status()
     assert outcome.latency_seconds < QUICK.total_timeout + 0.5
 
 
+async def test_a_resolver_that_hangs_is_cut_off_by_the_connect_timeout() -> None:
+    async def hangs(host: str, port: int) -> Sequence[str]:
+        await asyncio.sleep(30)
+        return ["127.0.0.1"]
+
+    policy = EgressPolicy(allowed_networks=("127.0.0.0/8",), connect_timeout=0.3)
+    outcome = await post(policy, "http://slow-dns.example/", hangs)
+    assert (outcome.status, outcome.error) == (None, "timeout")
+    assert outcome.latency_seconds < policy.connect_timeout + 0.5
+
+
 async def test_nothing_listening_is_connect_failed() -> None:
     outcome = await post(QUICK, f"http://127.0.0.1:{free_port()}/")
     assert (outcome.status, outcome.error, outcome.address) == (None, "connect_failed", None)
