@@ -50,6 +50,7 @@ if ! kubectl -n "$NAMESPACE" get secret shortener-secrets >/dev/null 2>&1; then
         --from-literal=link-db-password="$(secret)" \
         --from-literal=users-db-password="$(secret)" \
         --from-literal=analytics-db-password="$(secret)" \
+        --from-literal=webhooks-db-password="$(secret)" \
         --from-literal=grafana-admin-password="$(secret)"
 fi
 
@@ -63,7 +64,7 @@ kubectl -n "$NAMESPACE" wait --for=condition=complete job -l app.kubernetes.io/c
 # Phase 3: the services. A rebuilt image has the same tag: restart to pick it up.
 kubectl apply --server-side -f "$rendered" -l app.kubernetes.io/component=app
 kubectl -n "$NAMESPACE" rollout restart deployment -l app.kubernetes.io/component=app
-for name in link user analytics gateway; do
+for name in link user analytics webhooks gateway; do
     kubectl -n "$NAMESPACE" rollout status "deployment/$name" --timeout=300s
 done
 

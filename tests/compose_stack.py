@@ -43,10 +43,20 @@ SLOW_INIT_SECONDS = 10
 # The kit labels its stand-ins (../shared/containers/README.md).
 STANDIN_LABEL = "org.local.containers-kit.standin"
 STANDIN_TOXIPROXY_MEMORY = "96M"
-APP_SERVICES = ("init", "link", "user", "analytics", "gateway-1", "gateway-2", "locust")
+APP_SERVICES = (
+    "init",
+    "link",
+    "user",
+    "analytics",
+    "webhooks",
+    "gateway-1",
+    "gateway-2",
+    "locust",
+)
 IDEMPOTENCE = {
     "link": "LINK_KAFKA_ENABLE_IDEMPOTENCE",
     "analytics": "ANALYTICS_KAFKA_ENABLE_IDEMPOTENCE",
+    "webhooks": "WEBHOOKS_KAFKA_ENABLE_IDEMPOTENCE",
     "gateway-1": "GATEWAY_KAFKA_ENABLE_IDEMPOTENCE",
     "gateway-2": "GATEWAY_KAFKA_ENABLE_IDEMPOTENCE",
 }

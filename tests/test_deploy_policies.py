@@ -63,7 +63,7 @@ def test_every_pod_is_restricted(k8s: list[dict[str, Any]]) -> None:
 
 def test_our_pods_run_the_image_user_without_an_api_token(k8s: list[dict[str, Any]]) -> None:
     ours = {n: p for n, p in _pods(k8s).items() if p["containers"][0]["image"] == IMAGE}
-    assert len(ours) == 8
+    assert len(ours) == 10  # five services, five Jobs
     for name, pod in ours.items():
         assert pod["securityContext"]["runAsUser"] == 10001, name
         assert pod["automountServiceAccountToken"] is False, name
@@ -81,7 +81,7 @@ def test_scaling_and_disruption_budgets(k8s: list[dict[str, Any]]) -> None:
         for d in k8s
         if d["kind"] == "PodDisruptionBudget"
     }
-    assert budgets == {"gateway", "link", "user", "analytics"}
+    assert budgets == {"gateway", "link", "user", "analytics", "webhooks"}
 
 
 def test_only_the_gateway_is_reachable_from_outside_the_namespace(
@@ -136,9 +136,16 @@ def test_each_store_and_service_admits_only_its_clients(k8s: list[dict[str, Any]
     assert _allowed_sources(k8s, "link") == {"gateway", "prometheus"}
     assert _allowed_sources(k8s, "user") == {"gateway", "prometheus"}
     assert _allowed_sources(k8s, "analytics") == {"gateway", "prometheus"}
-    assert _allowed_sources(k8s, "postgres") == {"link", "user", "analytics"}
+    assert _allowed_sources(k8s, "webhooks") == {"gateway", "prometheus"}
+    assert _allowed_sources(k8s, "postgres") == {"link", "user", "analytics", "webhooks"}
     assert _allowed_sources(k8s, "redis") == {"link", "gateway", "analytics"}
-    assert _allowed_sources(k8s, "kafka") == {"link", "gateway", "analytics", "kafka-topics"}
+    assert _allowed_sources(k8s, "kafka") == {
+        "link",
+        "gateway",
+        "analytics",
+        "webhooks",
+        "kafka-topics",
+    }
 
 
 def test_compose_publishes_only_the_edge_and_loopback_tools(full: dict[str, Any]) -> None:
@@ -149,7 +156,7 @@ def test_compose_publishes_only_the_edge_and_loopback_tools(full: dict[str, Any]
     assert published.pop("edge") == [("127.0.0.1", "8000")]
     for name, ports in published.items():
         assert all(host == "127.0.0.1" for host, _ in ports), f"{name} published beyond loopback"
-    for app in ("link", "user", "analytics", "gateway-1", "gateway-2", "init"):
+    for app in ("link", "user", "analytics", "webhooks", "gateway-1", "gateway-2", "init"):
         assert published[app] == [], f"{app} must be reached through the edge only"
 
 
@@ -199,13 +206,13 @@ def test_compose_starts_in_order_of_health(tier: str) -> None:
         for dependency, condition in service.get("depends_on", {}).items():
             wanted = "service_completed_successfully" if dependency == "init" else "service_healthy"
             assert condition["condition"] == wanted, f"{name} -> {dependency}"
-    for app in ("link", "user", "analytics"):
+    for app in ("link", "user", "analytics", "webhooks"):
         assert "init" in services[app]["depends_on"]
 
 
 def test_our_compose_containers_are_locked_down(full: dict[str, Any]) -> None:
     ours = [name for name, service in full.items() if service["image"].startswith("shortener")]
-    assert len(ours) == 7  # init, link, user, analytics, two gateways, locust
+    assert len(ours) == 8  # init, link, user, analytics, webhooks, two gateways, locust
     for name in ours:
         service = full[name]
         assert service["read_only"] is True, name

@@ -34,13 +34,19 @@ from tests.deploy_manifests import (
     setting_names,
 )
 
-# Memory budgets of issue 9, in MiB: every container's limit, one-shot jobs included.
-BUDGET_MIB = {"core": 1536, "full": 3072}
+# Memory budgets in MiB: every container's limit, one-shot jobs included. Issue 9
+# set 1.5 GiB for the core tier of three services; issue 18's fourth, webhooks,
+# adds its own 128 MiB to it and nothing else (docs/deployment.md).
+BUDGET_MIB = {"core": 1536 + 128, "full": 3072}
 # Variables that are not a service's settings but belong in its environment:
 # the standard OpenTelemetry ones (services/chassis/tracing.py) and, in
 # Kubernetes, the password that $(DB_PASSWORD) expands into the database URL.
 EXTRA = re.compile(r"OTEL_[A-Z_]+|DB_PASSWORD")
 COMPOSE_NAME = {"link": "link", "user": "user", "analytics": "analytics", "gateway": "gateway-1"}
+# Issue 18: variables compose and Kubernetes set for a setting that the webhooks
+# branch adds to a class not merged here yet. Once the class reads one, the test
+# below fails until it is dropped from here, so this cannot outlive the merge.
+PENDING = {"gateway": {"GATEWAY_WEBHOOKS_SERVICE_URL"}}
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +162,9 @@ def test_variable_names_are_the_settings_own(
     compose: dict[str, dict[str, Any]], k8s: list[dict[str, Any]], service: str
 ) -> None:
     accepted = setting_names(SETTINGS[service])
+    pending = PENDING.get(service, set())
+    assert not pending & accepted, f"{service} reads {pending & accepted}: drop from PENDING"
+    accepted |= pending
     local = set(service_env(Ports())[service])
     places = {
         "compose": set(compose["full"]["services"][COMPOSE_NAME[service]]["environment"]),
@@ -204,13 +213,13 @@ def test_one_image_runs_every_service(
     compose: dict[str, dict[str, Any]], k8s: list[dict[str, Any]]
 ) -> None:
     ours = {n: s for n, s in compose["core"]["services"].items() if s.get("build")}
-    assert set(ours) == {"init", "link", "user", "analytics", "gateway-1", "gateway-2"}
+    assert set(ours) == {"init", "link", "user", "analytics", "webhooks", "gateway-1", "gateway-2"}
     assert {s["image"] for s in ours.values()} == {IMAGE}
     assert {s["build"]["target"] for s in ours.values()} == {"runtime"}
     pods = [d["spec"]["template"]["spec"] for d in k8s if d["kind"] in ("Deployment", "Job")]
     containers = [c for pod in pods for c in pod["containers"]]
     python = [c for c in containers if c.get("command", [""])[0] == "python"]
-    assert len(python) == 8  # four Deployments, four Jobs
+    assert len(python) == 10  # five Deployments, five Jobs
     assert {c["image"] for c in python} == {IMAGE}
     assert f"IMAGE={IMAGE}\n" in (REPO_ROOT / "k8s/kind-up.sh").read_text()
     dockerfile = (REPO_ROOT / "Dockerfile").read_text()

@@ -13,6 +13,7 @@ from infra.grafana.panels import Json
 from infra.grafana.pipeline import click_pipeline
 from infra.grafana.redirect import redirect_path
 from infra.grafana.resilience import resilience
+from infra.grafana.webhooks import webhooks
 
 DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboards"
 DASHBOARDS: dict[str, Callable[[], Json]] = {
@@ -20,6 +21,7 @@ DASHBOARDS: dict[str, Callable[[], Json]] = {
     "redirect-path.json": redirect_path,
     "click-pipeline.json": click_pipeline,
     "resilience.json": resilience,
+    "webhooks.json": webhooks,
 }
 
 

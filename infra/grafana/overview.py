@@ -19,7 +19,7 @@ def overview() -> Json:
         [
             stat(
                 "Processes up",
-                'sum(up{job=~"gateway|link|user|analytics"})',
+                'sum(up{job=~"gateway|link|user|analytics|webhooks"})',
                 description="Scrape targets answering /metrics.",
             ),
             stat(

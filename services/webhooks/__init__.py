@@ -1,0 +1,1 @@
+"""The webhooks service: tells endpoints owners register about clicks and link changes."""
