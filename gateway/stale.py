@@ -36,13 +36,12 @@ from datetime import UTC, datetime
 from prometheus_client import Counter, Gauge
 
 from services.chassis.context import request_id_var
-from services.chassis.events import LinkClicked, bounded_header, hash_ip
+from services.chassis.events import IpHasher, LinkClicked, bounded_header
 from services.chassis.kafka import EventPublisher
 
 __all__ = ["STALE_TTL_HEADER", "StaleClicks", "StaleRedirect", "StaleRedirects"]
 
 STALE_TTL_HEADER = b"x-redirect-stale-ttl"
-_MAX_HASHES = 10_000
 STALE_SERVED = Counter(
     "gateway_stale_redirects_total", "Redirects replayed from the stale cache during an outage."
 )
@@ -162,10 +161,7 @@ class StaleClicks:
 
     def __init__(self, publisher: EventPublisher, ip_hash_key: bytes) -> None:
         self.publisher = publisher
-        self._key = ip_hash_key
-        # address -> its keyed hash: an HMAC per cached redirect was 4% of its
-        # CPU, and a visitor comes back. Emptied when full, so bounded.
-        self._hashes: dict[str | None, str | None] = {}
+        self._hash = IpHasher(ip_hash_key)
 
     def record(
         self,
@@ -193,11 +189,3 @@ class StaleClicks:
             request_id=request_id_var.get(),
         )
         return self.publisher.publish(event.key(), event.to_json())
-
-    def _hash(self, client_ip: str | None) -> str | None:
-        hashed = self._hashes.get(client_ip)
-        if hashed is None:
-            if len(self._hashes) >= _MAX_HASHES:
-                self._hashes.clear()
-            hashed = self._hashes[client_ip] = hash_ip(self._key, client_ip)
-        return hashed

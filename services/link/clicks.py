@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from starlette.requests import Request
 
 from services.chassis.context import request_id_var
-from services.chassis.events import CLICK_ID_HEADER, LinkClicked, bounded_header, hash_ip
+from services.chassis.events import CLICK_ID_HEADER, IpHasher, LinkClicked, bounded_header
 from services.chassis.kafka import EventPublisher
 
 __all__ = ["ClickRecorder"]
@@ -23,15 +23,12 @@ class ClickRecorder:
 
     def __init__(self, publisher: EventPublisher, ip_hash_key: bytes | None) -> None:
         self.publisher = publisher
-        self._key = ip_hash_key or secrets.token_bytes(32)
+        self.ip_hash = IpHasher(ip_hash_key or secrets.token_bytes(32))
 
     def client_ip(self, request: Request) -> str | None:
         # The gateway replaces X-Real-IP with the address it saw; a direct
         # caller's own value only reaches this for internal traffic.
         return request.headers.get("x-real-ip") or (request.client.host if request.client else None)
-
-    def ip_hash(self, ip: str | None) -> str | None:
-        return hash_ip(self._key, ip)
 
     def record(self, request: Request, code: str) -> bool:
         headers = request.headers
