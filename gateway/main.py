@@ -89,7 +89,6 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
             api_keys=api_keys,
             limiter=limiter,
             proxy=UpstreamProxy(
-                client,
                 transport,
                 signer,
                 settings.max_body_bytes,

@@ -85,7 +85,6 @@ class UpstreamProxy:
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
         transport: httpx.AsyncBaseTransport,
         signer: GatewaySigner,
         max_body_bytes: int,
@@ -93,7 +92,6 @@ class UpstreamProxy:
         *,
         lookups: RedirectLookups | None = None,
     ) -> None:
-        self.client = client
         self.transport = transport
         self.signer = signer
         self.max_body_bytes = max_body_bytes
@@ -186,9 +184,16 @@ class UpstreamProxy:
         headers += self.signer.headers(method, path, identity)
         if click_id is not None:
             headers.append((_CLICK_ID, click_id.encode()))
-        request = self.client.build_request(method, url, headers=headers, content=body or None)
-        request.extensions["timeout"] = upstream.guard.timeouts
-        return request
+        # Built here, not by the client: a proxy sends what its client sent,
+        # without the client's default headers, and merging them was a tenth
+        # of the gateway's CPU per proxied API call.
+        return httpx.Request(
+            method,
+            url,
+            headers=headers,
+            content=body or None,
+            extensions={"timeout": upstream.guard.timeouts},
+        )
 
     async def _send(
         self, guard: UpstreamGuard, request: httpx.Request, outage: Outage
