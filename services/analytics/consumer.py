@@ -32,7 +32,6 @@ from typing import Any, Generic, TypeVar
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
 
-from services.analytics.config import AnalyticsSettings
 from services.analytics.deadletter import DeadLetters, Poisoned
 from services.analytics.decoding import PoisonMessage
 from services.analytics.metrics import (
@@ -42,6 +41,7 @@ from services.analytics.metrics import (
     CONSUMER_LAG,
 )
 from services.analytics.outage import Backoff, Outage
+from services.chassis.config import ConsumerSettings
 from services.chassis.tasks import finish_within
 from services.chassis.tracing_kafka import consuming
 
@@ -58,7 +58,7 @@ class BatchConsumer(Generic[T]):
 
     def __init__(
         self,
-        settings: AnalyticsSettings,
+        settings: ConsumerSettings,
         *,
         topic: str,
         group_id: str,
