@@ -1,0 +1,1 @@
+"""The webhooks service: tells endpoints its users register about their links' events."""

@@ -1,0 +1,97 @@
+"""Queries on endpoints and on what the service knows of links; flush, never commit."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.webhooks.models import Endpoint, LinkOwner, ParkedClick
+
+__all__ = ["EndpointRepository", "LinkRepository"]
+
+
+class EndpointRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, endpoint: Endpoint) -> Endpoint:
+        self.session.add(endpoint)
+        await self.session.flush()
+        await self.session.refresh(endpoint)
+        return endpoint
+
+    async def get(self, owner_id: uuid.UUID, endpoint_id: uuid.UUID) -> Endpoint | None:
+        found = await self.session.get(Endpoint, endpoint_id)
+        return found if found is not None and found.owner_id == owner_id else None
+
+    async def of_owner(self, owner_id: uuid.UUID) -> Sequence[Endpoint]:
+        query = select(Endpoint).where(Endpoint.owner_id == owner_id).order_by(Endpoint.created_at)
+        return (await self.session.scalars(query)).all()
+
+    async def count(self, owner_id: uuid.UUID) -> int:
+        query = select(func.count()).select_from(Endpoint).where(Endpoint.owner_id == owner_id)
+        return int(await self.session.scalar(query) or 0)
+
+    async def delete(self, endpoint: Endpoint) -> None:
+        await self.session.delete(endpoint)
+        await self.session.flush()
+
+    async def subscribed(
+        self, owner_ids: Sequence[uuid.UUID], event_type: str
+    ) -> Sequence[Endpoint]:
+        """The enabled endpoints of these owners that take ``event_type``."""
+        if not owner_ids:
+            return []
+        query = select(Endpoint).where(
+            Endpoint.owner_id.in_(owner_ids),
+            Endpoint.enabled,
+            Endpoint.event_types.contains([event_type]),
+        )
+        return (await self.session.scalars(query)).all()
+
+
+class LinkRepository:
+    """Link owners learned from the ``links`` topic, and clicks waiting for theirs."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def owners(self, codes: Sequence[str]) -> dict[str, uuid.UUID | None]:
+        """The known codes among ``codes``, with their owner (None: anonymous)."""
+        query = select(LinkOwner.code, LinkOwner.owner_id).where(LinkOwner.code.in_(codes))
+        rows = (await self.session.execute(query)).tuples().all()
+        return dict(rows)
+
+    async def learn(self, rows: Sequence[tuple[str, uuid.UUID | None, datetime]]) -> None:
+        """Upsert (code, owner, when); an older change never overwrites a newer one."""
+        if not rows:
+            return
+        statement = insert(LinkOwner).values(
+            [{"code": c, "owner_id": o, "changed_at": at} for c, o, at in rows]
+        )
+        excluded = statement.excluded
+        await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[LinkOwner.code],
+                set_={"owner_id": excluded.owner_id, "changed_at": excluded.changed_at},
+                where=LinkOwner.changed_at <= excluded.changed_at,
+            )
+        )
+
+    async def park(self, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            statement = insert(ParkedClick).values(list(rows))
+            await self.session.execute(statement.on_conflict_do_nothing())
+
+    async def unpark(self, codes: Sequence[str]) -> Sequence[ParkedClick]:
+        """Take the parked clicks of ``codes`` (their owners are now known)."""
+        if not codes:
+            return []
+        statement = delete(ParkedClick).where(ParkedClick.code.in_(codes)).returning(ParkedClick)
+        return (await self.session.scalars(statement)).all()
