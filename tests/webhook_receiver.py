@@ -26,6 +26,8 @@ class Receiver:
     def __init__(self) -> None:
         self.requests: list[Received] = []
         self.status = 200
+        # Answered first, one per request, before ``status``.
+        self.statuses: list[int] = []
         self.hang_seconds = 0.0
         self._lock = threading.Lock()
         receiver = self
@@ -37,7 +39,9 @@ class Receiver:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 with receiver._lock:
                     receiver.requests.append(Received(time.monotonic(), headers, body))
-                    status, hang = receiver.status, receiver.hang_seconds
+                    queued = receiver.statuses
+                    status = queued.pop(0) if queued else receiver.status
+                    hang = receiver.hang_seconds
                 if hang:
                     time.sleep(min(hang, MAX_HANG_SECONDS))
                 self.send_response(status)

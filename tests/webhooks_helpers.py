@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Callable
@@ -32,17 +33,18 @@ def create_endpoint(
     return created
 
 
-async def link_of(infra: Infra, owner_id: str, kind: str = "link.created") -> str:
-    """A new code whose ``link.created`` (by ``owner_id``) is on the links topic."""
-    code = new_code()
-    await produce(infra, LINKS_TOPIC, code, [link_changed(code, kind, owner_id, datetime.now(UTC))])
+def link_of(infra: Infra, owner_id: str, code: str | None = None) -> str:
+    """A code (new unless given) whose ``link.created`` by ``owner_id`` is on the links topic."""
+    code = code or new_code()
+    event = link_changed(code, "link.created", owner_id, datetime.now(UTC))
+    asyncio.run(produce(infra, LINKS_TOPIC, code, [event]))
     return code
 
 
-async def send_clicks(infra: Infra, code: str, count: int) -> list[str]:
+def send_clicks(infra: Infra, code: str, count: int) -> list[str]:
     """``count`` clicks of ``code`` on the clicks topic; their event ids."""
     clicks = [click(code, event_id=uuid.uuid4().hex) for _ in range(count)]
-    await produce(infra, CLICKS_TOPIC, code, clicks)
+    asyncio.run(produce(infra, CLICKS_TOPIC, code, clicks))
     return [c["event_id"] for c in clicks]
 
 
