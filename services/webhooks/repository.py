@@ -65,8 +65,8 @@ class LinkRepository:
     async def owners(self, codes: Sequence[str]) -> dict[str, uuid.UUID | None]:
         """The known codes among ``codes``, with their owner (None: anonymous)."""
         query = select(LinkOwner.code, LinkOwner.owner_id).where(LinkOwner.code.in_(codes))
-        rows = (await self.session.execute(query)).tuples().all()
-        return dict(rows)
+        rows = (await self.session.execute(query)).all()
+        return {row.code: row.owner_id for row in rows}
 
     async def learn(self, rows: Sequence[tuple[str, uuid.UUID | None, datetime]]) -> None:
         """Upsert (code, owner, when); an older change never overwrites a newer one."""
