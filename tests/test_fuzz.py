@@ -32,10 +32,10 @@ import pytest
 
 from tests.accounts import register
 
-# Per operation and phase; at 50 a run generates about 1,650-1,700 cases over
-# the 19 operations before the webhooks API added 11 (coverage probes of undeclared methods, stateful
-# sequences included) and takes 30-45 s on two shared cores: both runs,
-# with the stack's start, about 1.5-2 minutes.
+# Per operation and phase; at 50 a run generated about 1,650-1,700 cases over
+# the 19 operations before the webhooks API added 11 (coverage probes of
+# undeclared methods, stateful sequences included) and took 30-45 s on two
+# shared cores: both runs, with the stack's start, about 1.5-2 minutes.
 EXAMPLES_PER_OPERATION = 50
 SEED = "20261121"
 REPO = Path(__file__).resolve().parents[1]
