@@ -29,7 +29,7 @@ class WebhooksSettings(
     consumer_group: str = "webhooks"
     links_consumer_group: str | None = None
     # Seconds to wait before each attempt (the first is "now"): Svix's
-    # schedule, about 33 hours in all. Each wait gets +-20 % jitter. A
+    # schedule, about 27.6 hours in all. Each wait gets +-20 % jitter. A
     # delivery still failing after the last is given up (state "failed").
     retry_schedule_seconds: Annotated[tuple[float, ...], NoDecode] = (
         0,
