@@ -118,12 +118,14 @@ def _wants(endpoint: Endpoint, code: str) -> bool:
     return endpoint.codes is None or code in endpoint.codes
 
 
-class ClickFanout:
-    """Owes each click to its link owner's ``link.clicked`` endpoints, batched per endpoint."""
-
+class _Writer:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], batch_max: int) -> None:
         self.sessions = sessions
-        self.batch_max = batch_max
+        self.batch_max = batch_max  # clicks per delivery
+
+
+class ClickFanout(_Writer):
+    """Owes each click to its link owner's ``link.clicked`` endpoints, batched per endpoint."""
 
     async def write(self, batch: Sequence[Click]) -> None:
         clicks = _first_of_each(batch)
@@ -143,12 +145,8 @@ class ClickFanout:
         EVENTS_FANNED_OUT.labels(CLICKED).inc(new)
 
 
-class LinkFanout:
+class LinkFanout(_Writer):
     """Learns link owners, owes link changes, and releases the clicks that waited for them."""
-
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], batch_max: int) -> None:
-        self.sessions = sessions
-        self.batch_max = batch_max
 
     async def write(self, batch: Sequence[LinkEvent]) -> None:
         events = _first_of_each(batch)

@@ -48,23 +48,30 @@ def create_app(settings: WebhooksSettings | None = None) -> FastAPI:
         engine = create_engine(settings)
         sessions = async_sessionmaker(engine, expire_on_commit=False)
         batch_max = settings.click_batch_max
+        # Poison is logged and skipped: the dead-letter topic is analytics's.
         consumers: list[BatchConsumer[Any]] = [
             BatchConsumer(
                 settings,
-                topic=CLICKS_TOPIC,
-                group_id=settings.consumer_group,
-                decode=decode_click,
-                write=ClickFanout(sessions, batch_max).write,
-                dead_letter_topic=None,  # analytics owns clicks.dlq; poison is logged here
-            ),
-            BatchConsumer(
-                settings,
-                topic=LINKS_TOPIC,
-                group_id=settings.links_group,
-                decode=decode_link_event,
-                write=LinkFanout(sessions, batch_max).write,
+                topic=topic,
+                group_id=group,
+                decode=decode,
+                write=write,
                 dead_letter_topic=None,
-            ),
+            )
+            for topic, group, decode, write in (
+                (
+                    CLICKS_TOPIC,
+                    settings.consumer_group,
+                    decode_click,
+                    ClickFanout(sessions, batch_max).write,
+                ),
+                (
+                    LINKS_TOPIC,
+                    settings.links_group,
+                    decode_link_event,
+                    LinkFanout(sessions, batch_max).write,
+                ),
+            )
         ]
         for consumer in consumers:
             await consumer.start()
