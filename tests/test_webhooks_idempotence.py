@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -21,8 +21,10 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from infra.devstack.stack import database_url
 from services.chassis.db import asyncpg_url
+from services.chassis.janitor import Janitor
 from services.webhooks.fanout import ClickFanout, LinkFanout
 from services.webhooks.payloads import Click, LinkEvent
+from services.webhooks.pruning import PRUNE_FINISHED_DELIVERIES
 from tests.accounts import register
 from tests.conftest import Infra
 from tests.test_analytics_consumer import new_code
@@ -80,3 +82,38 @@ def test_a_batch_consumed_again_after_a_crash_owes_and_sends_nothing_twice(
     assert owed == [5, 5]
     assert len(ids) == 5
     assert len(set(ids)) == 5
+
+
+async def prune_finished(infra: Infra) -> int | None:
+    engine = create_async_engine(asyncpg_url(database_url(infra.ports, "webhooks")))
+    try:
+        janitor = Janitor(
+            "deliveries",
+            engine,
+            PRUNE_FINISHED_DELIVERIES,
+            keep=timedelta(0),
+            interval_seconds=60,
+            batch_rows=1000,
+        )
+        return await janitor.run_once()
+    finally:
+        await engine.dispose()
+
+
+def test_finished_deliveries_are_pruned_with_their_attempts_and_claims(
+    infra: Infra, client: httpx.Client
+) -> None:
+    owner = register(client)
+    with receiver() as hooks:
+        endpoint = create_endpoint(client, owner, hooks.url)
+        path = f"/api/v1/webhooks/{endpoint['id']}"
+        client.post(f"{path}/test", headers=owner.bearer)
+        wait_for(
+            lambda: client.get(f"{path}/deliveries", headers=owner.bearer).json()["items"],
+            lambda items: bool(items) and items[0]["state"] == "delivered",
+        )
+        hooks.status = 500
+        client.post(f"{path}/test", headers=owner.bearer)  # pending: kept
+        assert (asyncio.run(prune_finished(infra)) or 0) >= 1
+    left = client.get(f"{path}/deliveries", headers=owner.bearer).json()["items"]
+    assert [d["state"] for d in left] == ["pending"]

@@ -63,6 +63,10 @@ class WebhooksSettings(
     # A click of a link not yet known (its link.created still on its way) is
     # parked this long for its owner to become known, then dropped, counted.
     parked_click_hours: float = Field(24.0, gt=0)
+    # Delivered or given up deliveries (with their attempts, the delivery
+    # log) are kept this long; never below the topics' retention (7 days),
+    # or an event consumed again could be owed again.
+    delivery_retention_hours: float = Field(720.0, ge=192.0)
     # Egress (services/webhooks/egress.py): private targets refused unless
     # allowed, for local testing only.
     allow_private_targets: bool = False

@@ -14,7 +14,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from services.analytics.consumer import BatchConsumer
@@ -29,15 +28,11 @@ from services.webhooks.config import WebhooksSettings
 from services.webhooks.dispatcher import Dispatcher
 from services.webhooks.fanout import ClickFanout, LinkFanout
 from services.webhooks.payloads import decode_link_event
+from services.webhooks.pruning import PRUNE_FINISHED_DELIVERIES, PRUNE_PARKED_CLICKS
 from services.webhooks.router import router
 from services.webhooks.service import WebhookService
 
 __all__ = ["create_app"]
-
-PRUNE_PARKED_CLICKS = text(
-    "DELETE FROM parked_clicks WHERE event_id IN ("
-    " SELECT event_id FROM parked_clicks WHERE parked_at < :cutoff LIMIT :batch)"
-)
 
 
 def create_app(settings: WebhooksSettings | None = None) -> FastAPI:
@@ -77,14 +72,15 @@ def create_app(settings: WebhooksSettings | None = None) -> FastAPI:
             await consumer.start()
         dispatcher = Dispatcher(sessions, settings)
         dispatcher.start()
-        janitor = Janitor.for_settings(
-            "parked_clicks",
-            engine,
-            PRUNE_PARKED_CLICKS,
-            keep_hours=settings.parked_click_hours,
-            settings=settings,
-        )
-        janitor.start()
+        janitors = [
+            Janitor.for_settings(table, engine, statement, keep_hours=hours, settings=settings)
+            for table, statement, hours in (
+                ("parked_clicks", PRUNE_PARKED_CLICKS, settings.parked_click_hours),
+                ("deliveries", PRUNE_FINISHED_DELIVERIES, settings.delivery_retention_hours),
+            )
+        ]
+        for janitor in janitors:
+            janitor.start()
         app.state.settings = settings
         app.state.webhooks = WebhookService(sessions, settings)
         app.state.health_checks = [
@@ -98,7 +94,7 @@ def create_app(settings: WebhooksSettings | None = None) -> FastAPI:
             app.state.draining = True
             timeout = settings.shutdown_timeout_seconds
             await asyncio.gather(
-                janitor.stop(timeout),
+                *(janitor.stop(timeout) for janitor in janitors),
                 dispatcher.stop(timeout),
                 *(consumer.stop(timeout) for consumer in consumers),
             )

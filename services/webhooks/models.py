@@ -94,6 +94,9 @@ class Delivery(Base):
     __table_args__ = (
         Index("ix_deliveries_due", "next_attempt_at", postgresql_where=text("state = 'pending'")),
         Index("ix_deliveries_endpoint_id", "endpoint_id", "created_at"),
+        Index(
+            "ix_deliveries_finished_at", "finished_at", postgresql_where=text("state <> 'pending'")
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -115,6 +118,7 @@ class DeliveryEvent(Base):
     """Source event X is owed to endpoint E, by this delivery: the idempotency key."""
 
     __tablename__ = "delivery_events"
+    __table_args__ = (Index("ix_delivery_events_delivery_id", "delivery_id"),)
 
     endpoint_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("endpoints.id", ondelete="CASCADE"), primary_key=True
