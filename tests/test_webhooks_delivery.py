@@ -111,6 +111,10 @@ def test_an_endpoint_failing_long_enough_is_disabled_and_can_be_enabled_again(
         assert len(hooks.received()) == tried
 
         hooks.status = 200
+        client.post(f"{path}/test", headers=owner.bearer)  # a test goes out even so
+        tested = wait_for(hooks.received, lambda r: len(r) > tried)
+        assert orjson.loads(tested[-1].body)["type"] == "webhook.test"
+        tried += 1
         enabled = client.patch(path, json={"enabled": True}, headers=owner.bearer).json()
         assert enabled["enabled"] is True
         assert enabled["disabled_reason"] is None

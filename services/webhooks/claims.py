@@ -23,7 +23,7 @@ _CANDIDATES = text(
     "SELECT d.id, d.endpoint_id FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id"
     " WHERE d.state = 'pending' AND d.next_attempt_at <= now()"
     " AND (d.lease_until IS NULL OR d.lease_until < now())"
-    " AND e.enabled AND NOT (d.endpoint_id = ANY(:busy))"
+    " AND (e.enabled OR d.event_type = 'webhook.test') AND NOT (d.endpoint_id = ANY(:busy))"
     " ORDER BY d.next_attempt_at LIMIT :scan FOR UPDATE OF d SKIP LOCKED"
 )
 _LEASE = text(

@@ -37,6 +37,8 @@ __all__ = ["ClickFanout", "LinkFanout", "owe"]
 
 E = TypeVar("E", Click, LinkEvent)
 CLICKED = "link.clicked"
+# (source event id, its data in the payload, its traceparent)
+Event = tuple[str, dict[str, Any], str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +49,7 @@ class Owed:
     code: str
     owner_id: uuid.UUID
     data: dict[str, Any]
+    traceparent: str | None  # the trace of the request that caused the event
 
 
 def _first_of_each(events: Sequence[E]) -> list[E]:
@@ -56,7 +59,11 @@ def _first_of_each(events: Sequence[E]) -> list[E]:
     return list(first.values())
 
 
-def _traceparent() -> str | None:
+def _traceparent(events: Sequence[Event]) -> str | None:
+    """The trace a delivery continues: its first event's, else the consumed batch's."""
+    for _, _, traceparent in events:
+        if traceparent is not None:
+            return traceparent
     context = trace.get_current_span().get_span_context()
     return traceparent_of(context) if context.is_valid else None
 
@@ -65,26 +72,27 @@ async def owe(
     session: AsyncSession,
     endpoint_id: uuid.UUID,
     event_type: str,
-    events: Sequence[tuple[str, dict[str, Any]]],
+    events: Sequence[Event],
     *,
     batch_max: int = 1,
 ) -> int:
-    """Owe ``events`` (id, data) to the endpoint, ``batch_max`` to a delivery; how many were new."""
+    """Owe ``events`` (id, data, traceparent) to the endpoint, ``batch_max`` to a
+    delivery; how many were new."""
     new = 0
-    traceparent = _traceparent()
     for start in range(0, len(events), batch_max):
         chunk = events[start : start + batch_max]
         delivery_id = uuid.uuid4()
         claims = insert(DeliveryEvent).values(
             [
                 {"endpoint_id": endpoint_id, "event_id": e, "delivery_id": delivery_id}
-                for e, _ in chunk
+                for e, _, _ in chunk
             ]
         )
         fresh = set(
             await session.scalars(claims.on_conflict_do_nothing().returning(DeliveryEvent.event_id))
         )
-        data = [d for e, d in chunk if e in fresh]
+        owed = [event for event in chunk if event[0] in fresh]
+        data = [d for _, d, _ in owed]
         if not data:
             continue
         content = body(event_type, {"clicks": data} if event_type == CLICKED else data[0])
@@ -94,7 +102,7 @@ async def owe(
                 endpoint_id=endpoint_id,
                 event_type=event_type,
                 body=content,
-                traceparent=traceparent,
+                traceparent=_traceparent(owed),
             )
         )
         new += len(data)
@@ -109,8 +117,8 @@ async def _fan_out(
     new = 0
     for endpoint in sorted(endpoints, key=lambda e: e.id):
         mine = [e for e in events if e.owner_id == endpoint.owner_id and _wants(endpoint, e.code)]
-        pairs = [(e.event_id, e.data) for e in mine]
-        new += await owe(session, endpoint.id, event_type, pairs, batch_max=batch_max)
+        triples = [(e.event_id, e.data, e.traceparent) for e in mine]
+        new += await owe(session, endpoint.id, event_type, triples, batch_max=batch_max)
     return new
 
 
@@ -137,7 +145,7 @@ class ClickFanout(_Writer):
                 [{"event_id": c.event_id, "code": c.code, "data": click_data(c)} for c in parked]
             )
             known = [
-                Owed(c.event_id, c.code, owner, click_data(c))
+                Owed(c.event_id, c.code, owner, click_data(c), c.traceparent)
                 for c in clicks
                 if (owner := owners.get(c.code)) is not None
             ]
@@ -163,12 +171,18 @@ class LinkFanout(_Writer):
             )
             for event in events:
                 if event.owner_id is not None:
-                    owed = Owed(event.event_id, event.code, event.owner_id, link_data(event))
+                    owed = Owed(
+                        event.event_id,
+                        event.code,
+                        event.owner_id,
+                        link_data(event),
+                        event.traceparent,
+                    )
                     n = await _fan_out(session, event.type, [owed], 1)
                     counts[event.type] = counts.get(event.type, 0) + n
             released = await links.unpark(sorted(latest))
             clicks = [
-                Owed(p.event_id, p.code, owner, p.data)
+                Owed(p.event_id, p.code, owner, p.data, p.traceparent)
                 for p in released
                 if (owner := latest[p.code].owner_id) is not None
             ]

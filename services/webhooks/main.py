@@ -17,7 +17,6 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from services.analytics.consumer import BatchConsumer
-from services.analytics.decoding import decode_click
 from services.chassis.app import build_app
 from services.chassis.db import create_engine, ping
 from services.chassis.events import CLICKS_TOPIC, LINKS_TOPIC
@@ -27,7 +26,7 @@ from services.chassis.janitor import Janitor
 from services.webhooks.config import WebhooksSettings
 from services.webhooks.dispatcher import Dispatcher
 from services.webhooks.fanout import ClickFanout, LinkFanout
-from services.webhooks.payloads import decode_link_event
+from services.webhooks.payloads import decode_click_record, decode_link_record
 from services.webhooks.pruning import PRUNE_FINISHED_DELIVERIES, PRUNE_PARKED_CLICKS
 from services.webhooks.router import router
 from services.webhooks.service import WebhookService
@@ -49,7 +48,7 @@ def create_app(settings: WebhooksSettings | None = None) -> FastAPI:
                 settings,
                 topic=topic,
                 group_id=group,
-                decode=decode,
+                decode_record=decode,
                 write=write,
                 dead_letter_topic=None,
             )
@@ -57,13 +56,13 @@ def create_app(settings: WebhooksSettings | None = None) -> FastAPI:
                 (
                     CLICKS_TOPIC,
                     settings.consumer_group,
-                    decode_click,
+                    decode_click_record,
                     ClickFanout(sessions, batch_max).write,
                 ),
                 (
                     LINKS_TOPIC,
                     settings.links_group,
-                    decode_link_event,
+                    decode_link_record,
                     LinkFanout(sessions, batch_max).write,
                 ),
             )

@@ -12,36 +12,63 @@ across links, which an endpoint has no need for.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from pydantic import AwareDatetime
 
-from services.analytics.decoding import Click, LinkChange, decode_as
+from services.analytics.decoding import Click as AnalyticsClick
+from services.analytics.decoding import LinkChange, decode_as
 
 __all__ = [
     "Click",
     "LinkEvent",
     "body",
     "click_data",
-    "decode_link_event",
+    "decode_click_record",
+    "decode_link_record",
     "link_data",
 ]
 
+E = TypeVar("E", "Click", "LinkEvent")
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
+
+
+class Click(AnalyticsClick):
+    """A ``LinkClicked``, with the trace context its message carried."""
+
+    traceparent: str | None = None
+
 
 class LinkEvent(LinkChange):
-    """A ``LinkChanged`` with the link's state after the change."""
+    """A ``LinkChanged`` with the link's state after the change, and its trace context."""
 
     url: str | None = None
     expires_at: AwareDatetime | None = None
     redirect_type: int | None = None
     max_visits: int | None = None
+    traceparent: str | None = None
 
 
-def decode_link_event(value: bytes | None) -> LinkEvent:
-    return decode_as(value, LinkEvent)
+def _decode_record(record: Any, model: type[E]) -> E:
+    """The event in a consumed record (aiokafka's), its ``traceparent`` header kept:
+    the delivery it owes continues that event's trace."""
+    event = decode_as(record.value, model)
+    for key, value in record.headers or ():
+        if key == "traceparent" and _TRACEPARENT.fullmatch(text := value.decode("latin-1")):
+            return event.model_copy(update={"traceparent": text})
+    return event
+
+
+def decode_click_record(record: Any) -> Click:
+    return _decode_record(record, Click)
+
+
+def decode_link_record(record: Any) -> LinkEvent:
+    return _decode_record(record, LinkEvent)
 
 
 def click_data(click: Click) -> dict[str, Any]:

@@ -133,7 +133,7 @@ class WebhookService:
         async with session_scope(self.sessions) as session:
             endpoint = await _endpoint(session, owner, endpoint_id)
             data = {"event_id": event_id, "endpoint_id": str(endpoint.id)}
-            await owe(session, endpoint.id, TEST_EVENT, [(event_id, data)])
+            await owe(session, endpoint.id, TEST_EVENT, [(event_id, data, None)])
             claim = await session.get(DeliveryEvent, (endpoint.id, event_id))
             assert claim is not None  # owed just now
             found = await DeliveryRepository(session).get(endpoint.id, claim.delivery_id)
