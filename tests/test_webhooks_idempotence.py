@@ -117,3 +117,38 @@ def test_finished_deliveries_are_pruned_with_their_attempts_and_claims(
         assert (asyncio.run(prune_finished(infra)) or 0) >= 1
     left = client.get(f"{path}/deliveries", headers=owner.bearer).json()["items"]
     assert [d["state"] for d in left] == ["pending"]
+
+
+async def race(infra: Infra, owner_id: str, codes: list[str]) -> None:
+    """Each code's link and its click, written by the two consumers at the same time."""
+    engine = create_async_engine(asyncpg_url(database_url(infra.ports, "webhooks")))
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    now = datetime.now(UTC)
+    try:
+        for code in codes:
+            link = LinkEvent(
+                event_id=uuid.uuid4().hex,
+                code=code,
+                occurred_at=now,
+                schema_version=1,
+                type="link.created",
+                owner_id=uuid.UUID(owner_id),
+            )
+            click = Click(event_id=uuid.uuid4().hex, code=code, occurred_at=now, schema_version=1)
+            await asyncio.gather(
+                ClickFanout(sessions, 100).write([click]), LinkFanout(sessions, 100).write([link])
+            )
+    finally:
+        await engine.dispose()
+
+
+def test_a_click_racing_its_links_creation_is_never_stranded(
+    infra: Infra, client: httpx.Client
+) -> None:
+    owner = register(client)
+    codes = [new_code() for _ in range(20)]
+    with receiver() as hooks:
+        create_endpoint(client, owner, hooks.url, event_types=["link.clicked"])
+        asyncio.run(race(infra, owner.user_id, codes))
+        got = wait_for(hooks.received, lambda r: len(clicked_ids(r)) >= len(codes))
+    assert len(clicked_ids(got)) == len(codes)

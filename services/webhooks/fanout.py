@@ -140,9 +140,21 @@ class ClickFanout(_Writer):
         async with session_scope(self.sessions) as session:
             links = LinkRepository(session)
             owners = await links.owners(sorted({c.code for c in clicks}))
+            unknown = sorted({c.code for c in clicks if c.code not in owners})
+            if unknown:  # learned meanwhile? Only a look under the lock can tell.
+                await links.lock(unknown)
+                owners |= await links.owners(unknown)
             parked = [c for c in clicks if c.code not in owners]
             await links.park(
-                [{"event_id": c.event_id, "code": c.code, "data": click_data(c)} for c in parked]
+                [
+                    {
+                        "event_id": c.event_id,
+                        "code": c.code,
+                        "data": click_data(c),
+                        "traceparent": c.traceparent,
+                    }
+                    for c in parked
+                ]
             )
             known = [
                 Owed(c.event_id, c.code, owner, click_data(c), c.traceparent)
@@ -166,6 +178,7 @@ class LinkFanout(_Writer):
         counts: dict[str, int] = {}
         async with session_scope(self.sessions) as session:
             links = LinkRepository(session)
+            await links.lock(list(latest))
             await links.learn(
                 [(e.code, e.owner_id, e.occurred_at) for e in sorted(latest.values(), key=_code)]
             )

@@ -7,13 +7,19 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.webhooks.models import Endpoint, LinkOwner, ParkedClick
 
 __all__ = ["EndpointRepository", "LinkRepository"]
+
+# Two-key advisory locks, the first key naming the kind: codes of links.
+_LOCK_CODES = text(
+    "SELECT count(pg_advisory_xact_lock(18, hashtext(code)))"
+    " FROM (SELECT unnest(CAST(:codes AS text[])) AS code ORDER BY 1) AS codes"
+)
 
 
 class EndpointRepository:
@@ -61,6 +67,18 @@ class LinkRepository:
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def lock(self, codes: Sequence[str]) -> None:
+        """Hold these codes until the transaction ends, always in the same order.
+
+        Parking a click and learning its link's owner run in two consumers'
+        transactions. Unserialised, each misses the other's uncommitted row:
+        the click parks as the owner arrives, the owner's unpark finds no
+        click, and the click waits for nothing. Whoever holds a code first
+        commits first, and the other then sees it.
+        """
+        if codes:
+            await self.session.execute(_LOCK_CODES, {"codes": sorted(set(codes))})
 
     async def owners(self, codes: Sequence[str]) -> dict[str, uuid.UUID | None]:
         """The known codes among ``codes``, with their owner (None: anonymous)."""
