@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from infra.devstack.stack import database_url
 from services.chassis.db import asyncpg_url
@@ -39,27 +39,37 @@ OWED = text(
 )
 
 
-async def write_twice(infra: Infra, owner_id: str, endpoint_id: str, code: str) -> list[int]:
-    """The link, then a batch of clicks written twice; what is owed after each write."""
-    engine = create_async_engine(asyncpg_url(database_url(infra.ports, "webhooks")))
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
-    now = datetime.now(UTC)
-    link = LinkEvent(
+def created(code: str, owner_id: str) -> LinkEvent:
+    return LinkEvent(
         event_id=uuid.uuid4().hex,
         code=code,
-        occurred_at=now,
+        occurred_at=datetime.now(UTC),
         schema_version=1,
         type="link.created",
         owner_id=uuid.UUID(owner_id),
         url="https://example.com/",
     )
-    clicks = [
-        Click(event_id=uuid.uuid4().hex, code=code, occurred_at=now, schema_version=1)
-        for _ in range(5)
-    ]
+
+
+def clicked(code: str) -> Click:
+    return Click(
+        event_id=uuid.uuid4().hex, code=code, occurred_at=datetime.now(UTC), schema_version=1
+    )
+
+
+def engine_of(infra: Infra) -> AsyncEngine:
+    """An engine on the session's webhooks database, as the service's writers use it."""
+    return create_async_engine(asyncpg_url(database_url(infra.ports, "webhooks")))
+
+
+async def write_twice(infra: Infra, owner_id: str, endpoint_id: str, code: str) -> list[int]:
+    """The link, then a batch of clicks written twice; what is owed after each write."""
+    engine = engine_of(infra)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    clicks = [clicked(code) for _ in range(5)]
     owed: list[int] = []
     try:
-        await LinkFanout(sessions, 100).write([link])
+        await LinkFanout(sessions, 100).write([created(code, owner_id)])
         for _ in range(2):
             await ClickFanout(sessions, 100).write(clicks)
             async with engine.connect() as conn:
@@ -85,7 +95,7 @@ def test_a_batch_consumed_again_after_a_crash_owes_and_sends_nothing_twice(
 
 
 async def prune_finished(infra: Infra) -> int | None:
-    engine = create_async_engine(asyncpg_url(database_url(infra.ports, "webhooks")))
+    engine = engine_of(infra)
     try:
         janitor = Janitor(
             "deliveries",
@@ -121,22 +131,13 @@ def test_finished_deliveries_are_pruned_with_their_attempts_and_claims(
 
 async def race(infra: Infra, owner_id: str, codes: list[str]) -> None:
     """Each code's link and its click, written by the two consumers at the same time."""
-    engine = create_async_engine(asyncpg_url(database_url(infra.ports, "webhooks")))
+    engine = engine_of(infra)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
-    now = datetime.now(UTC)
     try:
         for code in codes:
-            link = LinkEvent(
-                event_id=uuid.uuid4().hex,
-                code=code,
-                occurred_at=now,
-                schema_version=1,
-                type="link.created",
-                owner_id=uuid.UUID(owner_id),
-            )
-            click = Click(event_id=uuid.uuid4().hex, code=code, occurred_at=now, schema_version=1)
             await asyncio.gather(
-                ClickFanout(sessions, 100).write([click]), LinkFanout(sessions, 100).write([link])
+                ClickFanout(sessions, 100).write([clicked(code)]),
+                LinkFanout(sessions, 100).write([created(code, owner_id)]),
             )
     finally:
         await engine.dispose()
