@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 PY := .venv/bin/python
 
-.PHONY: help install dev down status test lint fmt clean bench-pipeline bench load dr-drill api-docs bench-tracing compose-up compose-down compose-chaos test-compose kind-up kind-down rules-test chaos screenshots
+.PHONY: help install dev down status test lint fmt clean bench-pipeline bench load dr-drill api-docs bench-tracing compose-up compose-down compose-chaos chaos-webhooks test-compose kind-up kind-down rules-test chaos screenshots
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -68,6 +68,9 @@ clean: install ## Stop the stack and delete its state (.devstack/, and Postgres'
 	@$(PY) -m infra.devstack clean
 
 TIER ?= core
+
+chaos-webhooks: install ## A webhook receiver down, then back: every event once per webhook-id, delay, throughput (own stack, ~2 min) -> docs/chaos-report.md
+	@$(PY) -m chaos.webhooks
 
 compose-up: ## Run the system in Docker: TIER=core (default) or TIER=full (+ observability, Locust)
 	@./infra/compose/up.sh $(TIER)

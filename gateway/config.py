@@ -26,6 +26,7 @@ class GatewaySettings(ServiceSettings, RedisSettings, KafkaSettings, InternalAut
     link_service_url: str = "http://127.0.0.1:8001"
     user_service_url: str = "http://127.0.0.1:8002"
     analytics_service_url: str = "http://127.0.0.1:8003"
+    webhooks_service_url: str = "http://127.0.0.1:8004"
     upstream_connect_timeout_seconds: float = Field(1.0, gt=0)
     upstream_max_connections: int = Field(256, ge=1)
     # Resilience per upstream (docs/resilience.md). A timeout bounds the wait
@@ -33,9 +34,11 @@ class GatewaySettings(ServiceSettings, RedisSettings, KafkaSettings, InternalAut
     link_timeout_seconds: float = Field(2.0, gt=0)
     user_timeout_seconds: float = Field(5.0, gt=0)
     analytics_timeout_seconds: float = Field(5.0, gt=0)
+    webhooks_timeout_seconds: float = Field(5.0, gt=0)
     link_max_in_flight: int = Field(512, ge=1)
     user_max_in_flight: int = Field(64, ge=1)
     analytics_max_in_flight: int = Field(64, ge=1)
+    webhooks_max_in_flight: int = Field(64, ge=1)
     # Consecutive failures (no connection, timeout) that open a breaker, and
     # how long it stays open before one trial request is let through.
     breaker_fail_max: int = Field(5, ge=1)

@@ -50,6 +50,7 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
             ("link", settings.link_service_url),
             ("user", settings.user_service_url),
             ("analytics", settings.analytics_service_url),
+            ("webhooks", settings.webhooks_service_url),
         )
     }
     signer = GatewaySigner(settings.internal_auth_key.get_secret_value().encode())

@@ -51,6 +51,7 @@ ROUTES: Final = (
     Route("/api/v1/auth", "user"),
     Route("/api/v1/users", "user"),
     Route("/api/v1/api-keys", "user"),
+    Route("/api/v1/webhooks", "webhooks"),
     Route("/", "link", pattern=_CODE_PATH, template=REDIRECT_TEMPLATE),
 )
 

@@ -11,7 +11,11 @@ Starts a whole stack of its own on free ports (the same launchers as
    put on the ``clicks`` topic while it is stopped, counted after a restart.
 
 The goal (issue 4): the pipeline keeps up with the redirect rate, and the
-backlog of a 10-second burst is drained within 2 seconds. Results go to
+backlog of a 10-second burst is drained within 2 seconds. Webhooks are on
+(issue 18): the hot link's owner has an endpoint for ``link.clicked``,
+served by a verifying receiver on 127.0.0.1, so the burst's clicks are
+also owed and delivered while analytics counts them; the report says when
+the last one arrived and how many clicks a delivery carried. Results go to
 stdout and to ``docs/performance-pipeline.md``.
 
     make bench-pipeline
@@ -25,6 +29,7 @@ import os
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,10 +37,12 @@ import aiohttp
 import httpx
 from aiokafka import AIOKafkaProducer
 
-from infra.devstack.processes import ManagedProcess, start_python
+from chaos.receiver import Receiver
+from infra.devstack.processes import ManagedProcess, free_port, start_python
 from infra.devstack.stack import REPO_ROOT, SERVICES, Ports, service_env, start_stack, stop_stack
 from infra.devstack.state import StateDir
 from infra.provenance import commit, machine
+from loadtests.accounts import open_account
 from services.chassis.events import CLICKS_TOPIC, LinkClicked
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0"
@@ -59,19 +66,26 @@ async def burst(url: str, seconds: float, concurrency: int) -> int:
     return served
 
 
-def counted(http: httpx.Client, code: str) -> int:
-    response = http.get(f"/api/v1/links/{code}/stats")
+def counted(http: httpx.Client, code: str, headers: dict[str, str] | None = None) -> int:
+    response = http.get(f"/api/v1/links/{code}/stats", headers=headers)
     if response.status_code != 200:
         return -1
     totals = response.json()["totals"]
     return int(totals["clicks"]) + int(totals["bot_clicks"])
 
 
-def wait_for_count(http: httpx.Client, code: str, expected: int, timeout: float) -> float:
-    """Seconds until the stats of ``code`` show ``expected`` clicks (polled every 20 ms)."""
+def wait_for_count(
+    http: httpx.Client,
+    code: str,
+    expected: int,
+    timeout: float,
+    headers: dict[str, str] | None = None,
+) -> float:
+    """Seconds until the stats of ``code`` (its owner's, if ``headers`` say who)
+    show ``expected`` clicks (polled every 20 ms)."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
-        if counted(http, code) >= expected:
+        if counted(http, code, headers) >= expected:
             return time.monotonic() - started
         time.sleep(0.02)
     raise TimeoutError(f"{code}: {counted(http, code)} of {expected} counted after {timeout} s")
@@ -111,6 +125,33 @@ def restart(processes: list[ManagedProcess], name: str, ports: Ports, state: Sta
     processes[processes.index(process)] = fresh
 
 
+def webhook_receiver(http: httpx.Client) -> tuple[Receiver, str]:
+    """A receiver on 127.0.0.1 behind a new user's ``link.clicked`` endpoint; (it, the API key)."""
+    account = open_account(http, "bench-pipeline")
+    port = free_port()
+    endpoint = http.post(
+        "/api/v1/webhooks",
+        json={"url": f"http://127.0.0.1:{port}/hooks", "event_types": ["link.clicked"]},
+        headers={"x-api-key": account.api_key},
+    )
+    endpoint.raise_for_status()
+    receiver = Receiver(port, endpoint.json()["secret"])
+    receiver.up()
+    return receiver, account.api_key
+
+
+def clicks_delivered(receiver: Receiver) -> int:
+    return len(receiver.ledger.first)
+
+
+def wait_until(done: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the webhook receiver did not get every click in time")
+        time.sleep(0.02)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -127,12 +168,21 @@ def main() -> None:
     try:
         gateway = f"http://127.0.0.1:{ports.gateway}"
         with httpx.Client(base_url=gateway, timeout=10) as http:
-            code = http.post("/api/v1/links", json={"url": "https://example.com/b"}).json()["code"]
-            http.get(f"/{code}")  # warm the caches and the consumer group
-            wait_for_count(http, code, 1, timeout=60)
+            receiver, key = webhook_receiver(http)
+            owned = {"x-api-key": key}
+            link = http.post("/api/v1/links", json={"url": "https://example.com/b"}, headers=owned)
+            code = link.json()["code"]
+            http.get(f"/{code}")  # warm the caches and the consumer groups
+            wait_for_count(http, code, 1, timeout=60, headers=owned)
+            wait_until(lambda: clicks_delivered(receiver) >= 1, timeout=60)
             served = asyncio.run(burst(f"{gateway}/{code}", args.seconds, args.concurrency))
-            drain = wait_for_count(http, code, served + 1, timeout=120)
+            ended = time.monotonic()
+            drain = wait_for_count(http, code, served + 1, timeout=120, headers=owned)
             rate = served / args.seconds
+            wait_until(lambda: clicks_delivered(receiver) >= served + 1, timeout=120)
+            webhook_drain = receiver.ledger.arrivals[-1][0] - ended
+            per_delivery = clicks_delivered(receiver) / len(receiver.ledger.arrivals)
+            receiver.down()
 
             backlog_code = http.post("/api/v1/links", json={"url": "https://e.com/q"}).json()[
                 "code"
@@ -150,6 +200,11 @@ def main() -> None:
         rows = [
             ("redirects served through the gateway (10 s burst, hot link)", f"{rate:,.0f} /s"),
             ("drain: burst end -> last click visible in stats", f"{drain:.2f} s"),
+            (
+                "webhooks: burst end -> last click delivered to the endpoint",
+                f"{webhook_drain:.2f} s",
+            ),
+            ("webhooks: clicks per delivery (batched, at most 100)", f"{per_delivery:.0f}"),
             ("clicks counted by analytics (backlog of one link, alone)", f"{count_rate:,.0f} /s"),
             ("backlog produced to the topic", f"{args.backlog:,} events in {produced:.1f} s"),
             ("counting rate / redirect rate", f"{count_rate / max(rate, 1):.1f}x"),

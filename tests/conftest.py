@@ -35,7 +35,7 @@ from services.chassis.events import TOPICS
 
 # The `evidence` fixture, and the excerpts it prints after the run; the
 # in-process link apps that redirect tests compare.
-pytest_plugins = ["tests.evidence", "tests.link_apps"]
+pytest_plugins = ["tests.evidence", "tests.link_apps", "tests.webhooks_fixtures"]
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ def infra(workdir: Path) -> Iterator[Infra]:
     try:
         ports = Ports.free()
         started.append(start_postgres(workdir / "pg", ports.postgres, workdir / "postgres.log"))
-        for database in ("link", "users", "analytics"):
+        for database in ("link", "users", "analytics", "webhooks"):
             ensure_database(ports.postgres, database, database, database)
         started.append(start_redis(ports.redis, workdir / "redis", workdir / "redis.log"))
         broker = start_broker(ports.broker, workdir / "broker.log")

@@ -18,14 +18,22 @@ REGENERATE = "docs/api/ is stale: run `make api-docs` and commit the result"
 
 
 @pytest.fixture(scope="module")
-def exported(gateway_url: str, link_url: str, user_url: str, analytics_url: str) -> dict[Path, str]:
+def exported(
+    gateway_url: str, link_url: str, user_url: str, analytics_url: str, webhooks_url: str
+) -> dict[Path, str]:
     served = fetch(
-        {"gateway": gateway_url, "link": link_url, "user": user_url, "analytics": analytics_url}
+        {
+            "gateway": gateway_url,
+            "link": link_url,
+            "user": user_url,
+            "analytics": analytics_url,
+            "webhooks": webhooks_url,
+        }
     )
     return documents(served)
 
 
-@pytest.mark.parametrize("name", ["gateway", "link", "user", "analytics"])
+@pytest.mark.parametrize("name", ["gateway", "link", "user", "analytics", "webhooks"])
 def test_openapi_document_matches_what_is_served(exported: dict[Path, str], name: str) -> None:
     path = Path(f"openapi-{name}.json")
     committed = json.loads((API_DIR / path).read_text())
@@ -36,7 +44,7 @@ def test_gateway_document_covers_every_upstream_operation(exported: dict[Path, s
     # The merge happens at run time; a document exported while an upstream was
     # down would silently lack its paths. Every public path must be there.
     gateway = json.loads(exported[Path("openapi-gateway.json")])["paths"]
-    for name in ("link", "user", "analytics"):
+    for name in ("link", "user", "analytics", "webhooks"):
         paths = json.loads(exported[Path(f"openapi-{name}.json")])["paths"]
         public = {p for p in paths if p.startswith("/api/") or p == "/{code}"}
         assert public <= set(gateway), f"{name}: {sorted(public - set(gateway))} not in the gateway"

@@ -25,7 +25,7 @@ from infra.dr.offsets import commit_offsets, read_offsets
 from infra.dr.snapshot import restore_data_dir
 from tests.conftest import Infra
 
-DATABASES = ("link", "users", "analytics")
+DATABASES = ("link", "users", "analytics", "webhooks")
 
 
 async def _write(url: str, table: str, value: str) -> None:
@@ -80,7 +80,7 @@ def test_restored_cluster_is_every_database_as_of_the_backup(infra: Infra) -> No
         try:
             restored = replace(infra.ports, postgres=port)
             for db in DATABASES:
-                # Written before: there. Written after: not. In all three at once.
+                # Written before: there. Written after: not. In all of them at once.
                 assert asyncio.run(_read(database_url(restored, db), table)) == ["before"], db
         finally:
             server.stop()

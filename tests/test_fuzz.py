@@ -32,10 +32,10 @@ import pytest
 
 from tests.accounts import register
 
-# Per operation and phase; at 50 a run generates about 1,650-1,700 cases over
-# the 19 operations (coverage probes of undeclared methods, stateful
-# sequences included) and takes 30-45 s on two shared cores: both runs,
-# with the stack's start, about 1.5-2 minutes.
+# Per operation and phase; at 50 a run generated about 1,650-1,700 cases over
+# the 19 operations before the webhooks API added 11 (coverage probes of
+# undeclared methods, stateful sequences included) and took 30-45 s on two
+# shared cores: both runs, with the stack's start, about 1.5-2 minutes.
 EXAMPLES_PER_OPERATION = 50
 SEED = "20261121"
 REPO = Path(__file__).resolve().parents[1]
@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.mark.parametrize("caller", ["anonymous", "registered"])
 def test_every_operation_answers_as_documented(
-    gateway_url: str, analytics_url: str, tmp_path: Path, caller: str
+    gateway_url: str, analytics_url: str, webhooks_url: str, tmp_path: Path, caller: str
 ) -> None:
     headers: list[str] = []
     with httpx.Client(base_url=gateway_url) as http:
@@ -53,6 +53,7 @@ def test_every_operation_answers_as_documented(
     # Every upstream's paths, or the run would pass on part of the API.
     assert "/api/v1/links/{code}/stats" in document["paths"]
     assert "/api/v1/auth/register" in document["paths"]
+    assert "/api/v1/webhooks/{endpoint_id}/deliveries" in document["paths"]
     report = tmp_path / "report.json"
     run = subprocess.run(
         [

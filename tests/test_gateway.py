@@ -11,13 +11,19 @@ from infra.devstack.processes import free_port
 from tests.conftest import Infra, running_gateway
 
 
-def test_health_and_readiness(client: httpx.Client, analytics_url: str) -> None:
+def test_health_and_readiness(client: httpx.Client, analytics_url: str, webhooks_url: str) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json() == {
         "status": "ready",
-        "checks": {"link": "ok", "user": "ok", "analytics": "ok", "redis": "ok"},
+        "checks": {
+            "link": "ok",
+            "user": "ok",
+            "analytics": "ok",
+            "webhooks": "ok",
+            "redis": "ok",
+        },
     }
 
 

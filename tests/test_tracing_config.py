@@ -72,7 +72,7 @@ def test_an_unknown_exporter_stops_the_process() -> None:
 def test_the_local_stack_names_each_process_and_leaves_tracing_to_the_shell() -> None:
     env = service_env(Ports.free())
     assert {name: e["OTEL_SERVICE_NAME"] for name, e in env.items()} == {
-        name: name for name in ("link", "user", "analytics", "gateway")
+        name: name for name in ("link", "user", "analytics", "webhooks", "gateway")
     }
     # No endpoint of its own: traces are off unless the shell's OTEL_* give one.
     assert not any(k.startswith("OTEL_EXPORTER") for e in env.values() for k in e)

@@ -69,6 +69,7 @@ class Ports:
     link: int = 8001
     user: int = 8002
     analytics: int = 8003
+    webhooks: int = 8004
     prometheus: int = 59090  # beside, not on, a system Prometheus (9090)
 
     @classmethod
@@ -149,6 +150,21 @@ def _analytics_env(ports: Ports) -> dict[str, str]:
     }
 
 
+def _webhooks_env(ports: Ports) -> dict[str, str]:
+    return {
+        "INTERNAL_AUTH_KEY": INTERNAL_AUTH_KEY,
+        "OTEL_SERVICE_NAME": "webhooks",
+        "WEBHOOKS_HOST": LOCALHOST,
+        "WEBHOOKS_PORT": str(ports.webhooks),
+        "WEBHOOKS_DATABASE_URL": database_url(ports, "webhooks"),
+        "WEBHOOKS_KAFKA_BOOTSTRAP_SERVERS": f"{LOCALHOST}:{ports.broker}",
+        "WEBHOOKS_KAFKA_ENABLE_IDEMPOTENCE": "false",
+        # Receivers on this machine (docs/examples/webhook_receiver.py) are
+        # reachable; every other private range stays refused.
+        "WEBHOOKS_ALLOWED_NETWORKS": "127.0.0.0/8",
+    }
+
+
 def _gateway_env(ports: Ports) -> dict[str, str]:
     return {
         "INTERNAL_AUTH_KEY": INTERNAL_AUTH_KEY,
@@ -158,6 +174,7 @@ def _gateway_env(ports: Ports) -> dict[str, str]:
         "GATEWAY_LINK_SERVICE_URL": f"http://{LOCALHOST}:{ports.link}",
         "GATEWAY_USER_SERVICE_URL": f"http://{LOCALHOST}:{ports.user}",
         "GATEWAY_ANALYTICS_SERVICE_URL": f"http://{LOCALHOST}:{ports.analytics}",
+        "GATEWAY_WEBHOOKS_SERVICE_URL": f"http://{LOCALHOST}:{ports.webhooks}",
         "GATEWAY_REDIS_URL": f"redis://{LOCALHOST}:{ports.redis}/1",
         # A rolling restart starts the new gateway beside the old (supervisor.py).
         "GATEWAY_REUSE_PORT": "true",
@@ -199,6 +216,14 @@ SERVICES: tuple[ServiceSpec, ...] = (
         ("serve",),
         migrate=("migrate",),
         database="analytics",
+    ),
+    ServiceSpec(
+        "webhooks",
+        "services.webhooks",
+        _webhooks_env,
+        ("serve",),
+        migrate=("migrate",),
+        database="webhooks",
     ),
     ServiceSpec("gateway", "gateway", _gateway_env),
 )

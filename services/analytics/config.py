@@ -6,9 +6,9 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from services.chassis.config import (
+    ConsumerSettings,
     DatabaseSettings,
     InternalAuthSettings,
-    KafkaSettings,
     PruneSettings,
     RedisSettings,
     ServiceSettings,
@@ -21,7 +21,7 @@ class AnalyticsSettings(
     ServiceSettings,
     DatabaseSettings,
     RedisSettings,
-    KafkaSettings,
+    ConsumerSettings,
     InternalAuthSettings,
     PruneSettings,
 ):

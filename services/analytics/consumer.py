@@ -32,7 +32,6 @@ from typing import Any, Generic, TypeVar
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
 
-from services.analytics.config import AnalyticsSettings
 from services.analytics.deadletter import DeadLetters, Poisoned
 from services.analytics.decoding import PoisonMessage
 from services.analytics.metrics import (
@@ -42,6 +41,7 @@ from services.analytics.metrics import (
     CONSUMER_LAG,
 )
 from services.analytics.outage import Backoff, Outage
+from services.chassis.config import ConsumerSettings
 from services.chassis.tasks import finish_within
 from services.chassis.tracing_kafka import consuming
 
@@ -58,18 +58,29 @@ class BatchConsumer(Generic[T]):
 
     def __init__(
         self,
-        settings: AnalyticsSettings,
+        settings: ConsumerSettings,
         *,
         topic: str,
         group_id: str,
-        decode: Callable[[bytes | None], T],
+        decode: Callable[[bytes | None], T] | None = None,
         write: Callable[[Sequence[T]], Awaitable[None]],
         dead_letter_topic: str | None,
+        decode_record: Callable[[Any], T] | None = None,
     ) -> None:
+        """``decode`` reads a message's value; ``decode_record``, if given instead,
+        the whole record (its headers too: a consumer that keeps each event's
+        trace context)."""
         self.topic = topic
         self._settings = settings
         self._group_id = group_id
-        self._decode = decode
+        if decode_record is None:
+            assert decode is not None, "decode or decode_record"
+            value_decoder = decode
+
+            def decode_record(record: Any) -> T:
+                return value_decoder(record.value)
+
+        self._decode = decode_record
         self._write = write
         self._dead_letters = DeadLetters(settings, topic, dead_letter_topic)
         self._consumer: AIOKafkaConsumer | None = None
@@ -141,7 +152,7 @@ class BatchConsumer(Generic[T]):
         for records in batch.values():
             for record in records:
                 try:
-                    items.append(self._decode(record.value))
+                    items.append(self._decode(record))
                     headers.append(record.headers)
                 except PoisonMessage as exc:
                     poison.append((record, exc))

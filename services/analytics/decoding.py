@@ -31,6 +31,7 @@ __all__ = [
     "Click",
     "LinkChange",
     "PoisonMessage",
+    "decode_as",
     "decode_click",
     "decode_link_change",
 ]
@@ -90,7 +91,8 @@ class LinkChange(_Event):
 E = TypeVar("E", bound=_Event)
 
 
-def _decode(value: bytes | None, model: type[E]) -> E:
+def decode_as(value: bytes | None, model: type[E]) -> E:
+    """``value`` as an event of ``model`` (a subclass of an event here), or ``PoisonMessage``."""
     if not value:
         raise PoisonMessage("not_json", "the message has no value")
     try:
@@ -114,9 +116,9 @@ def _decode(value: bytes | None, model: type[E]) -> E:
 
 def decode_click(value: bytes | None) -> Click:
     """The click in ``value``, or ``PoisonMessage``."""
-    return _decode(value, Click)
+    return decode_as(value, Click)
 
 
 def decode_link_change(value: bytes | None) -> LinkChange:
     """The link change in ``value``, or ``PoisonMessage``."""
-    return _decode(value, LinkChange)
+    return decode_as(value, LinkChange)

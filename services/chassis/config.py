@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
+    "ConsumerSettings",
     "DatabaseSettings",
     "InternalAuthSettings",
     "KafkaSettings",
@@ -83,6 +84,23 @@ class KafkaSettings(BaseSettings):
     # Kafka (compose, Kubernetes), off for the local tansu broker.
     kafka_enable_idempotence: bool = True
     kafka_request_timeout_ms: int = Field(5000, ge=100)
+
+
+class ConsumerSettings(KafkaSettings):
+    """A consumer of batches (services/analytics/consumer.py): how big, how long.
+
+    A batch is one transaction: bigger batches amortise its round trips and
+    commit, smaller ones bound the work redone after a crash.
+    """
+
+    batch_max_records: int = Field(2000, ge=1, le=5000)
+    batch_timeout_ms: int = Field(500, ge=10, le=10_000)
+    # A write that takes longer is abandoned and retried: a database that
+    # hangs (rather than refuses) must show as an outage, not as silence.
+    write_timeout_seconds: float = Field(30.0, gt=0)
+    # How long a rebalance waits for the batch in flight to be written and
+    # committed before it hands the partitions over anyway.
+    rebalance_wait_seconds: float = Field(10.0, gt=0)
 
 
 class InternalAuthSettings(BaseSettings):

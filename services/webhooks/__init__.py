@@ -1,1 +1,1 @@
-"""The webhooks service: tells endpoints owners register about clicks and link changes."""
+"""The webhooks service: tells endpoints its users register about their links' events."""

@@ -1,0 +1,208 @@
+"""What a consumed batch owes: deliveries, recorded before its offsets are committed.
+
+Each writer runs one transaction per batch (services/analytics/consumer.py
+commits the offsets only after it). An event is owed to an endpoint at most
+once: the pair (endpoint, event id) is claimed in ``delivery_events`` and
+only new claims make deliveries, so a batch consumed again after a crash
+between the write and the commit owes nothing twice.
+
+Events go only to endpoints of the link's owner. Clicks learn the owner
+from ``link_owners`` (kept from the ``links`` topic); a click of a code not
+known yet (its ``link.created`` is still on its way: the topics are read by
+separate groups) is parked, and fanned out when the link's owner arrives;
+parked clicks of a link that never shows up are pruned after
+``WEBHOOKS_PARKED_CLICK_HOURS`` (db_rows_pruned_total{table="parked_clicks"}).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from opentelemetry import trace
+from sqlalchemy import insert as plain_insert
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.chassis.db import session_scope
+from services.chassis.tracing_kafka import traceparent_of
+from services.webhooks.metrics import EVENTS_FANNED_OUT
+from services.webhooks.models import Delivery, DeliveryEvent, Endpoint
+from services.webhooks.payloads import Click, LinkEvent, body, click_data, link_data
+from services.webhooks.repository import EndpointRepository, LinkRepository
+
+__all__ = ["ClickFanout", "LinkFanout", "owe"]
+
+E = TypeVar("E", Click, LinkEvent)
+CLICKED = "link.clicked"
+# (source event id, its data in the payload, its traceparent)
+Event = tuple[str, dict[str, Any], str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Owed:
+    """One event of one owner's link, ready to be owed to that owner's endpoints."""
+
+    event_id: str
+    code: str
+    owner_id: uuid.UUID
+    data: dict[str, Any]
+    traceparent: str | None  # the trace of the request that caused the event
+
+
+def _first_of_each(events: Sequence[E]) -> list[E]:
+    first: dict[str, E] = {}
+    for event in events:
+        first.setdefault(event.event_id, event)
+    return list(first.values())
+
+
+def _traceparent(events: Sequence[Event]) -> str | None:
+    """The trace a delivery continues: its first event's, else the consumed batch's."""
+    for _, _, traceparent in events:
+        if traceparent is not None:
+            return traceparent
+    context = trace.get_current_span().get_span_context()
+    return traceparent_of(context) if context.is_valid else None
+
+
+async def owe(
+    session: AsyncSession,
+    endpoint_id: uuid.UUID,
+    event_type: str,
+    events: Sequence[Event],
+    *,
+    batch_max: int = 1,
+) -> int:
+    """Owe ``events`` (id, data, traceparent) to the endpoint, ``batch_max`` to a
+    delivery; how many were new."""
+    new = 0
+    for start in range(0, len(events), batch_max):
+        chunk = events[start : start + batch_max]
+        delivery_id = uuid.uuid4()
+        claims = insert(DeliveryEvent).values(
+            [
+                {"endpoint_id": endpoint_id, "event_id": e, "delivery_id": delivery_id}
+                for e, _, _ in chunk
+            ]
+        )
+        fresh = set(
+            await session.scalars(claims.on_conflict_do_nothing().returning(DeliveryEvent.event_id))
+        )
+        owed = [event for event in chunk if event[0] in fresh]
+        data = [d for _, d, _ in owed]
+        if not data:
+            continue
+        content = body(event_type, {"clicks": data} if event_type == CLICKED else data[0])
+        await session.execute(
+            plain_insert(Delivery).values(
+                id=delivery_id,
+                endpoint_id=endpoint_id,
+                event_type=event_type,
+                body=content,
+                traceparent=_traceparent(owed),
+            )
+        )
+        new += len(data)
+    return new
+
+
+async def _fan_out(
+    session: AsyncSession, event_type: str, events: Sequence[Owed], batch_max: int
+) -> int:
+    owners = sorted({e.owner_id for e in events})
+    endpoints = await EndpointRepository(session).subscribed(owners, event_type)
+    new = 0
+    for endpoint in sorted(endpoints, key=lambda e: e.id):
+        mine = [e for e in events if e.owner_id == endpoint.owner_id and _wants(endpoint, e.code)]
+        triples = [(e.event_id, e.data, e.traceparent) for e in mine]
+        new += await owe(session, endpoint.id, event_type, triples, batch_max=batch_max)
+    return new
+
+
+def _wants(endpoint: Endpoint, code: str) -> bool:
+    return endpoint.codes is None or code in endpoint.codes
+
+
+class _Writer:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], batch_max: int) -> None:
+        self.sessions = sessions
+        self.batch_max = batch_max  # clicks per delivery
+
+
+class ClickFanout(_Writer):
+    """Owes each click to its link owner's ``link.clicked`` endpoints, batched per endpoint."""
+
+    async def write(self, batch: Sequence[Click]) -> None:
+        clicks = _first_of_each(batch)
+        async with session_scope(self.sessions) as session:
+            links = LinkRepository(session)
+            owners = await links.owners(sorted({c.code for c in clicks}))
+            unknown = sorted({c.code for c in clicks if c.code not in owners})
+            if unknown:  # learned meanwhile? Only a look under the lock can tell.
+                await links.lock(unknown)
+                owners |= await links.owners(unknown)
+            parked = [c for c in clicks if c.code not in owners]
+            await links.park(
+                [
+                    {
+                        "event_id": c.event_id,
+                        "code": c.code,
+                        "data": click_data(c),
+                        "traceparent": c.traceparent,
+                    }
+                    for c in parked
+                ]
+            )
+            known = [
+                Owed(c.event_id, c.code, owner, click_data(c), c.traceparent)
+                for c in clicks
+                if (owner := owners.get(c.code)) is not None
+            ]
+            new = await _fan_out(session, CLICKED, known, self.batch_max)
+        EVENTS_FANNED_OUT.labels(CLICKED).inc(new)
+
+
+class LinkFanout(_Writer):
+    """Learns link owners, owes link changes, and releases the clicks that waited for them."""
+
+    async def write(self, batch: Sequence[LinkEvent]) -> None:
+        events = _first_of_each(batch)
+        latest: dict[str, LinkEvent] = {}
+        for event in events:  # one partition per code: batch order is their order
+            known = latest.get(event.code)
+            if known is None or event.occurred_at >= known.occurred_at:
+                latest[event.code] = event
+        counts: dict[str, int] = {}
+        async with session_scope(self.sessions) as session:
+            links = LinkRepository(session)
+            await links.lock(list(latest))
+            await links.learn(
+                [(e.code, e.owner_id, e.occurred_at) for e in sorted(latest.values(), key=_code)]
+            )
+            for event in events:
+                if event.owner_id is not None:
+                    owed = Owed(
+                        event.event_id,
+                        event.code,
+                        event.owner_id,
+                        link_data(event),
+                        event.traceparent,
+                    )
+                    n = await _fan_out(session, event.type, [owed], 1)
+                    counts[event.type] = counts.get(event.type, 0) + n
+            released = await links.unpark(sorted(latest))
+            clicks = [
+                Owed(p.event_id, p.code, owner, p.data, p.traceparent)
+                for p in released
+                if (owner := latest[p.code].owner_id) is not None
+            ]
+            counts[CLICKED] = await _fan_out(session, CLICKED, clicks, self.batch_max)
+        for event_type, n in counts.items():
+            EVENTS_FANNED_OUT.labels(event_type).inc(n)
+
+
+def _code(event: LinkEvent) -> str:
+    return event.code
