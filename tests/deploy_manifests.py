@@ -27,6 +27,7 @@ from infra.devstack.stack import REPO_ROOT
 from services.analytics.config import AnalyticsSettings
 from services.link.config import LinkSettings
 from services.user.config import UserSettings
+from services.webhooks.config import WebhooksSettings
 
 __all__ = [
     "APP_SERVICES",
@@ -49,6 +50,7 @@ SETTINGS: dict[str, type[BaseSettings]] = {
     "link": LinkSettings,
     "user": UserSettings,
     "analytics": AnalyticsSettings,
+    "webhooks": WebhooksSettings,
     "gateway": GatewaySettings,
 }
 APP_SERVICES = tuple(SETTINGS)

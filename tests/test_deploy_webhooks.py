@@ -128,7 +128,7 @@ def test_private_targets_are_refused_by_default_everywhere(rendered: Rendered) -
     full, k8s = rendered.compose, rendered.k8s
     for env in (full["webhooks"]["environment"], _env(k8s, "Deployment", "webhooks")):
         assert env["WEBHOOKS_ALLOW_PRIVATE_TARGETS"] == "false"
-        assert env["WEBHOOKS_ALLOWED_NETWORKS"] == "[]"
+        assert env["WEBHOOKS_ALLOWED_NETWORKS"] == ""
 
 
 def _egress(k8s: list[dict[str, Any]]) -> list[dict[str, Any]]:

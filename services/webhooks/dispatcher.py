@@ -31,9 +31,9 @@ from services.chassis.db import session_scope
 from services.chassis.tasks import finish_within
 from services.chassis.tracing import current_tracer
 from services.chassis.tracing_kafka import context_of_traceparent
-from services.webhooks._egress_stub import Egress, EgressPolicy, Outcome
 from services.webhooks.claims import AttemptResult, Claimed, Claims, Schedule
 from services.webhooks.config import WebhooksSettings
+from services.webhooks.egress import Egress, EgressPolicy, Outcome
 from services.webhooks.metrics import (
     BACKLOG,
     BACKLOG_OLDEST,

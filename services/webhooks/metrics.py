@@ -67,7 +67,8 @@ def attempt_bucket(attempt: int) -> str:
 
 def outcome_of(status: int | None, error: str | None) -> str:
     """The ``outcome`` label of an attempt's result."""
-    if error is None and status is not None:
+    # An answer cut at the size cap still answered: its status decides.
+    if status is not None and error in {None, "response_too_large"}:
         return "delivered" if 200 <= status < 300 else "failed"
     if error == "timeout":
         return "timeout"
