@@ -182,17 +182,22 @@ class LinkFanout(_Writer):
             await links.learn(
                 [(e.code, e.owner_id, e.occurred_at) for e in sorted(latest.values(), key=_code)]
             )
+            # One lookup of subscribed endpoints per type, not per event: a
+            # query per link change was 0.7 ms of CPU per creation (make bench).
+            owed: dict[str, list[Owed]] = {}
             for event in events:
                 if event.owner_id is not None:
-                    owed = Owed(
-                        event.event_id,
-                        event.code,
-                        event.owner_id,
-                        link_data(event),
-                        event.traceparent,
+                    owed.setdefault(event.type, []).append(
+                        Owed(
+                            event.event_id,
+                            event.code,
+                            event.owner_id,
+                            link_data(event),
+                            event.traceparent,
+                        )
                     )
-                    n = await _fan_out(session, event.type, [owed], 1)
-                    counts[event.type] = counts.get(event.type, 0) + n
+            for event_type, changes in owed.items():
+                counts[event_type] = await _fan_out(session, event_type, changes, 1)
             released = await links.unpark(sorted(latest))
             clicks = [
                 Owed(p.event_id, p.code, owner, p.data, p.traceparent)
