@@ -45,8 +45,8 @@ COPY infra/devstack/ infra/devstack/
 COPY loadtests/ loadtests/
 RUN python -m compileall -q services gateway infra loadtests
 USER 10001:10001
-# The services listen on 8000-8003; each process reads its own *_PORT.
-EXPOSE 8000 8001 8002 8003
+# The services listen on 8000-8004; each process reads its own *_PORT.
+EXPOSE 8000 8001 8002 8003 8004
 # Readiness of whichever service this container runs (infra/compose/healthcheck.py).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
     CMD ["python", "-m", "infra.compose.healthcheck"]

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from infra.compose.healthcheck import PORT_VARIABLES
 from infra.devstack.stack import Ports, service_env
 from services.chassis.health import UNSIGNED_PATHS
 from tests.deploy_manifests import (
@@ -269,3 +270,9 @@ def test_topics_come_from_the_job_only(
         idempotence = f"{service.upper()}_KAFKA_ENABLE_IDEMPOTENCE"
         assert services[name]["environment"][idempotence] == "true"
         assert _k8s_env(k8s, service)[idempotence] == "true"
+
+
+def test_the_image_healthcheck_knows_every_services_port_variable() -> None:
+    # The HEALTHCHECK finds a container's service by its *_PORT variable; one it
+    # does not know is checked on the gateway's port and never turns healthy.
+    assert {f"{service.upper()}_PORT" for service in APP_SERVICES} <= set(PORT_VARIABLES)

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 __all__ = ["PORT_VARIABLES", "main", "target"]
 
 # The env prefix of each service's settings, in the order they are looked for.
-PORT_VARIABLES = ("GATEWAY_PORT", "LINK_PORT", "USER_PORT", "ANALYTICS_PORT")
+PORT_VARIABLES = ("GATEWAY_PORT", "LINK_PORT", "USER_PORT", "ANALYTICS_PORT", "WEBHOOKS_PORT")
 _DEFAULT_PORT = "8000"  # the gateway's, as the image's default command runs it
 
 
