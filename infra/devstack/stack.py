@@ -3,8 +3,8 @@
 Adding a service means adding a port to ``Ports`` and its settings
 (environment.py), and a ``ServiceSpec`` to ``SERVICES``; the start order,
 databases, migrations, readiness checks, pid files and the table printed by
-``up`` all follow from those. The pytest
-fixtures reuse ``Ports.free()``, ``service_env`` and ``start_stack``.
+``up`` all follow from those. The pytest fixtures reuse ``Ports.free()``,
+``service_env`` and ``start_stack``.
 """
 
 from __future__ import annotations

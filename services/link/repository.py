@@ -1,4 +1,9 @@
-"""Queries on the links table. Flushes, never commits."""
+"""Queries on the links table.
+
+``LinkRepository`` works in the caller's session: it flushes, never commits.
+``insert_with_event`` is the exception: one statement on an autocommit
+connection, a transaction of its own (ADR 0014).
+"""
 
 from __future__ import annotations
 

@@ -3,8 +3,9 @@
 The service owns its units of work: a transaction is opened and committed by
 ``session_scope`` here (a creation is one statement, a transaction of its
 own: repository.insert_with_event), and the cache entry is replaced by a
-tombstone only after the commit; the tombstone fences the loads in progress (cache.py), so a
-reader that read the row before the commit cannot put it back. Each change
+tombstone only after the commit; the tombstone fences the loads in progress
+(cache.py), so a reader that read the row before the commit cannot put it
+back. Each change
 writes its ``LinkChanged`` event to the outbox in that same transaction
 (outbox.py): no event for a change that rolled back, no change without its
 event.
