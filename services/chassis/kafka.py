@@ -105,6 +105,14 @@ def quiet_aiokafka() -> None:
             logger.addFilter(_AIOKAFKA_FILTER)
 
 
+# aiokafka's default (16 KiB) closes a batch every ~40 clicks. A batch is one
+# entry in a produce request and, in the broker, one stored record batch:
+# fewer, larger ones cost Kafka less per event, and the local broker (tansu)
+# more than that, since its fetches grow slower with every batch a topic
+# holds (docs/performance.md, "The broker's share").
+MAX_BATCH_BYTES = 256 * 1024
+
+
 def create_producer(settings: KafkaSettings, *, linger_ms: int = 5) -> AIOKafkaProducer:
     """A producer that waits for every in-sync replica (``acks=all``): an
     acknowledged event survives the loss of a broker."""
@@ -113,6 +121,7 @@ def create_producer(settings: KafkaSettings, *, linger_ms: int = 5) -> AIOKafkaP
         enable_idempotence=settings.kafka_enable_idempotence,
         acks="all",
         linger_ms=linger_ms,
+        max_batch_size=MAX_BATCH_BYTES,
         request_timeout_ms=settings.kafka_request_timeout_ms,
         retry_backoff_ms=100,
     )
