@@ -27,7 +27,7 @@ from services.chassis.kafka import EventPublisher
 from services.link.clicks import ClickRecorder
 from services.link.config import LinkSettings
 from services.link.main import create_app
-from services.link.shortcut import RedirectShortcut
+from services.link.shortcut import HotPathShortcut
 from tests.conftest import Infra, settings_for
 
 __all__ = ["VISITOR", "App", "clicks_of", "create", "signed"]
@@ -79,6 +79,13 @@ class App:
             headers.update(signed("GET", path))
         return await self.http.get(path, headers=headers)
 
+    async def post(self, path: str, content: bytes, content_type: str | None) -> httpx.Response:
+        """``content`` as it is, signed for a visitor, with this content type or none."""
+        headers = {"x-request-id": "shortcut-test-request", **signed("POST", path)}
+        if content_type is not None:
+            headers["content-type"] = content_type
+        return await self.http.post(path, content=content, headers=headers)
+
 
 @pytest.fixture(scope="module")
 async def apps(infra: Infra, link_url: str) -> AsyncIterator[tuple[App, App]]:
@@ -90,7 +97,7 @@ async def apps(infra: Infra, link_url: str) -> AsyncIterator[tuple[App, App]]:
         settings = LinkSettings()
     shipped, reference = create_app(settings), create_app(settings)
     # The middleware stack is built at the first call: taken out before that.
-    kept = [m for m in reference.user_middleware if cast(object, m.cls) is not RedirectShortcut]
+    kept = [m for m in reference.user_middleware if cast(object, m.cls) is not HotPathShortcut]
     assert len(kept) == len(reference.user_middleware) - 1
     reference.user_middleware = kept
     pair = App(shipped, settings), App(reference, settings)

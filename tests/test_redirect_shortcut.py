@@ -1,6 +1,6 @@
 """The redirect shortcut answers exactly as FastAPI's route does.
 
-``RedirectShortcut`` (services/link/shortcut.py) serves ``GET /{code}``
+``HotPathShortcut`` (services/link/shortcut.py) serves ``GET /{code}``
 without FastAPI's routing and dependency solving. Two link apps run here, in
 this process, on the session's Postgres, Redis and broker: one as shipped,
 and one with the shortcut taken out, so that every request reaches the

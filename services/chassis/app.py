@@ -45,8 +45,8 @@ def build_app(
 
     ``shortcut`` wraps FastAPI's own routing, inside all of the above: a
     pure ASGI app that answers a service's hottest route itself and hands
-    every other request on (the link service's redirects,
-    ``services.link.shortcut.RedirectShortcut``).
+    every other request on (the link service's redirects and creations,
+    ``services.link.shortcut.HotPathShortcut``).
     """
     app = FastAPI(
         title=title,

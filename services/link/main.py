@@ -25,7 +25,7 @@ from services.link.pruning import PRUNE_OUTBOX
 from services.link.resolver import LinkResolver
 from services.link.router import router
 from services.link.service import LinkService
-from services.link.shortcut import RedirectShortcut
+from services.link.shortcut import HotPathShortcut
 from services.link.urls import host_key
 
 __all__ = ["create_app"]
@@ -92,7 +92,7 @@ def create_app(settings: LinkSettings | None = None) -> FastAPI:
         description="Creates short links, resolves them, publishes one click event per redirect.",
         lifespan=lifespan,
         signer=GatewaySigner(settings.internal_auth_key.get_secret_value().encode()),
-        shortcut=RedirectShortcut,
+        shortcut=HotPathShortcut,
     )
     app.include_router(router)
     return app

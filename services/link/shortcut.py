@@ -1,6 +1,7 @@
-"""The link service's hot path without FastAPI: ``GET /{code}``, and batches of them.
+"""The link service's hot paths without FastAPI: ``GET /{code}``, batches of
+them, and ``POST /api/v1/links`` (services/link/creation.py).
 
-Both sit inside the edge middleware (request id, RED metrics, access line,
+All sit inside the edge middleware (request id, RED metrics, access line,
 the gateway's signature check) and call the same functions FastAPI's route
 does, with what FastAPI would inject: the objects the lifespan put on
 ``app.state``.
@@ -14,13 +15,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from services.chassis.health import UNSIGNED_PATHS
 from services.chassis.lookups import BATCH_PATH
 from services.link.batch import handler_for, serve_batch
+from services.link.creation import CREATE_PATH, serve_create
 from services.link.router import REDIRECT_TEMPLATE, follow
 
-__all__ = ["RedirectShortcut"]
+__all__ = ["HotPathShortcut"]
 
 
-class RedirectShortcut:
-    """Serves ``GET /{code}`` by calling ``follow`` directly, without FastAPI.
+class HotPathShortcut:
+    """Serves ``GET /{code}`` by calling ``follow`` directly, without FastAPI;
+    and a creation whose body FastAPI would accept, by calling ``create_link``.
 
     Why: a redirect the gateway's cache does not hold comes here, and
     FastAPI's routing, dependency solving and request and response wrappers
@@ -51,6 +54,9 @@ class RedirectShortcut:
         if scope["type"] == "http" and scope["path"] == BATCH_PATH and scope["method"] == "POST":
             scope["route_template"] = BATCH_PATH
             await serve_batch(Request(scope, receive), send)
+            return
+        if scope["type"] == "http" and scope["path"] == CREATE_PATH and scope["method"] == "POST":
+            await serve_create(self.app, scope, receive, send)
             return
         if not _is_redirect(scope):
             await self.app(scope, receive, send)
