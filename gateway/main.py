@@ -24,7 +24,13 @@ from gateway.jwks import JwksCache
 from gateway.linkchanges import LinkChangeListener
 from gateway.lookups import RedirectLookups, create_lookup_session
 from gateway.openapi import OpenApiMerger
-from gateway.proxy import Upstream, UpstreamProxy, create_client, create_transport
+from gateway.proxy import (
+    Upstream,
+    UpstreamProxy,
+    create_client,
+    create_proxy_session,
+    create_transport,
+)
 from gateway.ratelimit import RateLimiter
 from gateway.resilience import build_guard
 from gateway.stale import StaleClicks, StaleRedirects
@@ -60,6 +66,7 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
         transport = create_transport(settings)
         client = create_client(settings, transport)
         lookups_session = create_lookup_session(settings)
+        proxy_session = create_proxy_session(settings)
         limiter = RateLimiter(settings)
         limiter.start()
         # Only the clicks of redirects the gateway answers itself (gateway/stale.py).
@@ -90,7 +97,7 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
             api_keys=api_keys,
             limiter=limiter,
             proxy=UpstreamProxy(
-                transport,
+                proxy_session,
                 signer,
                 settings.max_body_bytes,
                 fallback,
@@ -116,6 +123,7 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
             await link_changes.stop()
             await client.aclose()
             await lookups_session.close()
+            await proxy_session.close()
             await limiter.stop()
             await clicks.stop(settings.shutdown_timeout_seconds)
 

@@ -1,22 +1,25 @@
 """Forwarding one request to an upstream service and streaming the answer back.
 
-The client is httpx's API over aiohttp's transport (``httpx-aiohttp``):
-httpx's own transport forwards at a tenth of the speed on this path (see
-../shared/PERFORMANCE.md and docs/performance.md). Requests go through the
-transport, never the client, which would read a redirect's ``Location``.
+Forwarded requests go out on aiohttp alone (``create_proxy_session``):
+httpx's transport forwards at a tenth of the speed here
+(../shared/PERFORMANCE.md), and httpx's Request and Response objects over
+aiohttp's transport (``httpx-aiohttp``, the gateway's own calls) were a
+fifth of the gateway's CPU per proxied API call (docs/performance.md).
 Redirects that are not sampled for tracing take another way: batched
-lookups on aiohttp alone (gateway/lookups.py, ADR 0012).
+lookups (gateway/lookups.py, ADR 0012).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 from opentelemetry import propagate
 from starlette.types import Receive, Scope, Send
+from yarl import URL
 
 from gateway.config import GatewaySettings
 from gateway.fallback import Fallback, Outage
@@ -31,14 +34,23 @@ from services.chassis.errors import send_problem
 from services.chassis.events import CLICK_ID_HEADER
 from services.chassis.http import read_body
 from services.chassis.identity import GatewaySigner, Identity
-from services.chassis.tracing_http import traced_transport
+from services.chassis.tracing import current_tracer
+from services.chassis.tracing_http import client_span, record_status, traced_transport
 
-__all__ = ["Upstream", "UpstreamProxy", "create_client", "create_transport"]
+__all__ = [
+    "Upstream",
+    "UpstreamProxy",
+    "create_client",
+    "create_proxy_session",
+    "create_transport",
+]
 
 log = logging.getLogger(__name__)
 
 _CLICK_ID = CLICK_ID_HEADER.encode()
 _NO_BODY = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
+# What aiohttp would add to a request that does not carry them.
+_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +58,33 @@ class Upstream:
     name: str
     base_url: str
     guard: UpstreamGuard
+    # aiohttp's form of the guard's timeouts, as httpx-aiohttp maps httpx's.
+    timeout: aiohttp.ClientTimeout = field(init=False)
+
+    def __post_init__(self) -> None:
+        t = self.guard.timeouts
+        timeout = aiohttp.ClientTimeout(
+            sock_connect=t["connect"], sock_read=t["read"], connect=t["pool"]
+        )
+        object.__setattr__(self, "timeout", timeout)
+
+
+def create_proxy_session(settings: GatewaySettings) -> aiohttp.ClientSession:
+    """The session forwarded requests go out on: it adds nothing and keeps nothing.
+
+    No cookie jar (a cookie one caller's answer set would go out with the
+    next caller's request), no headers of its own (a proxy sends what its
+    client sent), and an answer's body is relayed as it came, never
+    decompressed.
+    """
+    connector = aiohttp.TCPConnector(limit=settings.upstream_max_connections, keepalive_timeout=30)
+    return aiohttp.ClientSession(
+        connector=connector,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        skip_auto_headers=_AUTO_HEADERS,
+        auto_decompress=False,
+        trust_env=False,  # never through an environment's proxy
+    )
 
 
 def create_transport(settings: GatewaySettings) -> httpx.AsyncBaseTransport:
@@ -74,25 +113,27 @@ def create_client(
 
 
 class UpstreamProxy:
-    """Forwards requests through the transport, below httpx's client.
+    """Forwards requests on an aiohttp session, redirects never followed.
 
-    The client would read an answer as well as receive it: for a 3xx it
-    parses the ``Location`` to build the next request, even with redirects
-    off. A proxy forwards an answer, it does not read it; and a ``Location``
-    is what a client stored in a link, so parsing it inside the breaker's
-    guard let one client's link open the breaker for everyone (issue #16).
+    A client that follows redirects reads an answer as well as receiving it:
+    httpx's parsed a 3xx's ``Location`` to build the next request even with
+    redirects off. A proxy forwards an answer, it does not read it; and a
+    ``Location`` is what a client stored in a link, so parsing it inside the
+    breaker's guard let one client's link open the breaker for everyone
+    (issue #16). aiohttp with ``allow_redirects=False`` does not look at it.
     """
 
     def __init__(
         self,
-        transport: httpx.AsyncBaseTransport,
+        session: aiohttp.ClientSession,
         signer: GatewaySigner,
         max_body_bytes: int,
         fallback: Fallback,
         *,
         lookups: RedirectLookups | None = None,
     ) -> None:
-        self.transport = transport
+        self.session = session
+        self.tracer = current_tracer()
         self.signer = signer
         self.max_body_bytes = max_body_bytes
         self.fallback = fallback
@@ -144,35 +185,31 @@ class UpstreamProxy:
         try:
             if code is not None and self.lookups is not None and not sampled():
                 return await serve_visit(self.lookups, self.fallback, outage, generation)
-            request = self._build(upstream, scope, identity, body, click_id)
-            response = await self._send(guard, request, outage)
+            url, headers = self._build(upstream, scope, identity, click_id)
+            response = await self._send(upstream, url, headers, body, outage)
             if isinstance(response, int):
                 return response
             return await self._answer(response, outage, generation)
         finally:
             guard.bulkhead.release()
 
-    async def _answer(self, response: httpx.Response, outage: Outage, generation: int) -> int:
+    async def _answer(
+        self, response: aiohttp.ClientResponse, outage: Outage, generation: int
+    ) -> int:
         """Relay the upstream's answer; a redirect's may be learned, or replaced by a stale one."""
         if outage.code is not None:
-            headers = response.headers.raw
             stale = await settle_redirect(
-                self.fallback, outage, response.status_code, headers, generation
+                self.fallback, outage, response.status, response.raw_headers, generation
             )
             if stale is not None:
-                await response.aclose()
+                response.release()
                 return stale
         return await _relay(response, outage.send, outage.extra_headers)
 
     def _build(
-        self,
-        upstream: Upstream,
-        scope: Scope,
-        identity: Identity,
-        body: bytes,
-        click_id: str | None,
-    ) -> httpx.Request:
-        method: str = scope["method"]
+        self, upstream: Upstream, scope: Scope, identity: Identity, click_id: str | None
+    ) -> tuple[str, list[tuple[str, str]]]:
+        """The URL and headers of the request to ``upstream``: the client's, as they came."""
         path = scope.get("raw_path") or scope["path"].encode()
         query = scope["query_string"]
         url = (
@@ -181,38 +218,49 @@ class UpstreamProxy:
             + ("?" + query.decode("latin-1") if query else "")
         )
         headers = _forwarded_headers(scope, self.not_forwarded)
-        headers += self.signer.headers(method, path, identity)
+        headers += self.signer.headers(scope["method"], path, identity)
         if click_id is not None:
             headers.append((_CLICK_ID, click_id.encode()))
-        # Built here, not by the client: a proxy sends what its client sent,
-        # without the client's default headers, and merging them was a tenth
-        # of the gateway's CPU per proxied API call.
-        return httpx.Request(
-            method,
-            url,
-            headers=headers,
-            content=body or None,
-            extensions={"timeout": upstream.guard.timeouts},
-        )
+        return url, [(k.decode("latin-1"), _text(v)) for k, v in headers]
 
     async def _send(
-        self, guard: UpstreamGuard, request: httpx.Request, outage: Outage
-    ) -> httpx.Response | int:
+        self,
+        upstream: Upstream,
+        url: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        outage: Outage,
+    ) -> aiohttp.ClientResponse | int:
         """The upstream's response, or the status of the fallback answer sent instead."""
+        guard = upstream.guard
+        method: str = outage.scope["method"]
         guard.budget.record_request()
         retries = 0
         while True:
+            carrier: dict[str, str] = {}
             try:
-                with guard.breaker.guard():
-                    return await self.transport.handle_async_request(request)
+                with client_span(self.tracer, method, url, carrier) as span:
+                    with guard.breaker.guard():
+                        response = await self.session.request(
+                            method,
+                            # As it is: no quoting again, no dot segments removed.
+                            URL(url, encoded=True),
+                            headers=[*headers, *carrier.items()],
+                            data=body or None,
+                            allow_redirects=False,
+                            compress=False,
+                            timeout=upstream.timeout,
+                        )
+                    record_status(span, response.status)
+                    return response
             except BreakerOpen as exc:
                 guard.failed("breaker_open")
                 return await self.fallback.unavailable(outage, "breaker_open", exc.retry_after)
-            except httpx.TransportError as exc:
-                if _timed_out(exc):
-                    guard.timed_out()
-                    return await self.fallback.timed_out(outage)
-                if await guard.retried(request.method, retries):
+            except TimeoutError:  # aiohttp's own timeouts are TimeoutErrors too
+                guard.timed_out()
+                return await self.fallback.timed_out(outage)
+            except aiohttp.ClientError as exc:
+                if await guard.retried(method, retries):
                     retries += 1
                     continue
                 guard.unreachable(exc)
@@ -220,26 +268,26 @@ class UpstreamProxy:
 
 
 async def _relay(
-    response: httpx.Response, send: Send, extra_headers: list[tuple[bytes, bytes]]
+    response: aiohttp.ClientResponse, send: Send, extra_headers: list[tuple[bytes, bytes]]
 ) -> int:
     """Stream the upstream's answer to the client."""
     try:
         headers = [
-            (k.lower(), v) for k, v in response.headers.raw if k.lower() not in RESPONSE_DROP
+            (k.lower(), v) for k, v in response.raw_headers if k.lower() not in RESPONSE_DROP
         ]
         await send(
             {
                 "type": "http.response.start",
-                "status": response.status_code,
+                "status": response.status,
                 "headers": headers + extra_headers,
             }
         )
-        async for chunk in response.aiter_raw():
+        async for chunk in response.content.iter_any():
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
     finally:
-        await response.aclose()
-    return response.status_code
+        response.release()
+    return response.status
 
 
 def _is_redirect(upstream: Upstream, scope: Scope) -> bool:
@@ -250,15 +298,14 @@ def _is_redirect(upstream: Upstream, scope: Scope) -> bool:
     )
 
 
-def _timed_out(exc: httpx.TransportError) -> bool:
-    """Whether the upstream was too slow, as opposed to unreachable.
-
-    httpx-aiohttp maps a refused connection to ``ConnectTimeout`` (its table
-    prefers the first match), so the aiohttp cause is the one to trust.
-    """
-    if exc.__cause__ is not None:
-        return isinstance(exc.__cause__, TimeoutError)
-    return isinstance(exc, httpx.TimeoutException)
+def _text(value: bytes) -> str:
+    """A header value as aiohttp wants it: it writes values as UTF-8, so bytes
+    that are UTF-8 go out as they came; others (Latin-1) cannot, and are sent
+    as the UTF-8 of their characters, as httpx-aiohttp did."""
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        return value.decode("latin-1")
 
 
 def _forwarded_headers(scope: Scope, not_forwarded: frozenset[bytes]) -> list[tuple[bytes, bytes]]:
