@@ -1,7 +1,7 @@
 """The resolve cache under races and abuse, on the session's real Postgres and Redis.
 
 The resolver and the service run in this process, on a database of their
-own. Only the resolver's sessions can be held (``HeldSessions``): a load then
+own. Only the resolver's reads can be held (``HeldReads``): a load then
 waits between its read of Postgres and its cache write while a change
 commits and invalidates, which is the race the tombstones settle.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -20,7 +20,6 @@ from redis.asyncio import Redis
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
-    AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
@@ -32,7 +31,7 @@ from services.chassis.db import asyncpg_url
 from services.chassis.identity import Identity
 from services.link.cache import NEGATIVE, CachedLink, LinkCache
 from services.link.exceptions import LinkExpired, LinkNotFound, VisitLimitReached
-from services.link.resolver import LinkResolver
+from services.link.resolver import LinkResolver, LinkRow, link_reader
 from services.link.schemas import LinkCreate, LinkUpdate
 from services.link.service import LinkService
 from tests.conftest import Infra, settings_for
@@ -77,34 +76,49 @@ def links(engine: AsyncEngine, cache: LinkCache) -> LinkService:
     )
 
 
-@pytest.fixture
-def resolver(engine: AsyncEngine, cache: LinkCache) -> LinkResolver:
-    return LinkResolver(async_sessionmaker(engine, expire_on_commit=False), cache)
-
-
-class HeldSessions:
-    """Sessions that, their work done and committed, wait until ``released`` is set."""
+class Reads:
+    """The resolver's reads of Postgres (one statement each, outside SQLAlchemy's
+    events), recorded by the codes they asked for."""
 
     def __init__(self, engine: AsyncEngine) -> None:
+        self.inner = link_reader(engine)
+        self.seen: list[list[str]] = []
+
+    async def __call__(self, codes: list[str]) -> Sequence[LinkRow]:
+        self.seen.append(codes)
+        return await self.inner(codes)
+
+
+class HeldReads(Reads):
+    """Reads that, done, wait until ``released`` is set."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__(engine)
         self.done = asyncio.Event()
         self.released = asyncio.Event()
-        hold = self
 
-        class HeldSession(AsyncSession):
-            async def close(self) -> None:
-                await super().close()
-                hold.done.set()
-                await hold.released.wait()
+    async def __call__(self, codes: list[str]) -> Sequence[LinkRow]:
+        rows = await super().__call__(codes)
+        self.done.set()
+        await self.released.wait()
+        return rows
 
-        self.factory = async_sessionmaker[AsyncSession](
-            engine, class_=HeldSession, expire_on_commit=False
-        )
+
+@pytest.fixture
+def reads(engine: AsyncEngine) -> Reads:
+    return Reads(engine)
+
+
+@pytest.fixture
+def resolver(engine: AsyncEngine, cache: LinkCache, reads: Reads) -> LinkResolver:
+    return LinkResolver(async_sessionmaker(engine, expire_on_commit=False), cache, reads)
 
 
 @contextmanager
-def statements(engine: AsyncEngine) -> Iterator[list[str]]:
-    """The SQL statements ``engine`` sends while the block runs."""
+def statements(engine: AsyncEngine, reads: Reads) -> Iterator[list[str]]:
+    """The SQL statements ``engine`` sends while the block runs, and the resolver's reads."""
     seen: list[str] = []
+    before = len(reads.seen)
 
     def record(*args: Any) -> None:
         seen.append(args[2])  # (connection, cursor, statement, ...)
@@ -114,6 +128,7 @@ def statements(engine: AsyncEngine) -> Iterator[list[str]]:
         yield seen
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", record)
+        seen.extend(f"read of {codes}" for codes in reads.seen[before:])
 
 
 def alias() -> str:
@@ -154,8 +169,9 @@ async def test_a_load_that_read_the_row_before_a_change_cannot_cache_it_after(
     code = alias()
     if existed:
         await links.create(LinkCreate(url=OLD, alias=code), OWNER)
-    held = HeldSessions(engine)
-    loading = asyncio.create_task(LinkResolver(held.factory, cache).resolve(code))
+    held = HeldReads(engine)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    loading = asyncio.create_task(LinkResolver(sessions, cache, held).resolve(code))
     await asyncio.wait_for(held.done.wait(), 5)  # the old state is read, not yet cached
     fenced_before = writes("fenced")
     await change(links, code)  # commits, then invalidates
@@ -174,14 +190,14 @@ async def test_a_load_that_read_the_row_before_a_change_cannot_cache_it_after(
 
 
 async def test_an_exhausted_link_is_refused_without_postgres_until_its_limit_is_raised(
-    engine: AsyncEngine, links: LinkService, resolver: LinkResolver
+    engine: AsyncEngine, links: LinkService, resolver: LinkResolver, reads: Reads
 ) -> None:
     code = alias()
     await links.create(LinkCreate(url=OLD, alias=code, max_visits=1), OWNER)
     assert (await resolver.resolve(code)).url == OLD
     with pytest.raises(VisitLimitReached):
         await resolver.resolve(code)  # refused by Postgres, which the cache now remembers
-    with statements(engine) as seen:
+    with statements(engine, reads) as seen:
         for _ in range(20):
             with pytest.raises(VisitLimitReached):
                 await resolver.resolve(code)
@@ -194,7 +210,7 @@ async def test_an_exhausted_link_is_refused_without_postgres_until_its_limit_is_
 
 
 async def test_an_expired_link_is_refused_without_postgres_past_its_expiry(
-    engine: AsyncEngine, links: LinkService, resolver: LinkResolver
+    engine: AsyncEngine, links: LinkService, resolver: LinkResolver, reads: Reads
 ) -> None:
     code = alias()
     await links.create(LinkCreate(url=OLD, alias=code), OWNER)
@@ -205,7 +221,7 @@ async def test_an_expired_link_is_refused_without_postgres_past_its_expiry(
         await resolver.resolve(code)
     # Past the second an entry capped at the link's expiry would have lasted.
     await asyncio.sleep(1.2)
-    with statements(engine) as seen:
+    with statements(engine, reads) as seen:
         for _ in range(20):
             with pytest.raises(LinkExpired):
                 await resolver.resolve(code)

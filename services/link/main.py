@@ -22,7 +22,7 @@ from services.link.clicks import ClickRecorder
 from services.link.config import LinkSettings
 from services.link.outbox import OutboxRelay
 from services.link.pruning import PRUNE_OUTBOX
-from services.link.resolver import LinkResolver
+from services.link.resolver import LinkResolver, link_reader
 from services.link.router import router
 from services.link.service import LinkService
 from services.link.shortcut import HotPathShortcut
@@ -68,7 +68,7 @@ def create_app(settings: LinkSettings | None = None) -> FastAPI:
             allow_anonymous=settings.allow_anonymous_create,
             events_committed=relay.wake,
         )
-        app.state.resolver = LinkResolver(sessions, cache)
+        app.state.resolver = LinkResolver(sessions, cache, link_reader(engine))
         app.state.clicks = ClickRecorder(publisher, key)
         app.state.health_checks = [
             DependencyCheck("postgres", lambda: ping(engine)),

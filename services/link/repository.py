@@ -1,8 +1,8 @@
 """Queries on the links table.
 
 ``LinkRepository`` works in the caller's session: it flushes, never commits.
-``insert_with_event`` is the exception: one statement on an autocommit
-connection, a transaction of its own (ADR 0014).
+``insert_with_event`` and ``live_links`` are the exceptions: one statement
+each on an autocommit connection, a transaction of its own (ADR 0014).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from services.link.models import Link
 from services.link.outbox import StagedEvent
 
-__all__ = ["LinkRepository", "insert_with_event"]
+__all__ = ["LinkRepository", "insert_with_event", "live_links"]
 
 # Written out rather than built with SQLAlchemy's expression language: a
 # creation is the one write on a path measured against a floor, and building,
@@ -38,6 +38,27 @@ WITH new AS (
 SELECT * FROM new
 """
 
+# What the resolver caches of a link (resolver._entry), for the codes a
+# lookup missed: one statement, where the ORM's session took three (BEGIN,
+# the SELECT, COMMIT) and built a Link per row.
+_LIVE_LINKS = """
+SELECT code, url, redirect_type, expires_at, max_visits, visits
+FROM links
+WHERE code = ANY($1::text[]) AND deleted_at IS NULL
+"""
+
+
+async def _driver(connection: AsyncConnection) -> asyncpg.Connection:
+    raw = await connection.get_raw_connection()
+    driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
+    return driver
+
+
+async def live_links(connection: AsyncConnection, codes: Sequence[str]) -> list[asyncpg.Record]:
+    """The live (not deleted) links among ``codes``: the columns ``resolver._entry`` reads."""
+    driver = await _driver(connection)
+    return await driver.fetch(_LIVE_LINKS, list(codes))
+
 
 async def insert_with_event(
     connection: AsyncConnection, link: Link, event: StagedEvent
@@ -50,8 +71,7 @@ async def insert_with_event(
     one code without an exception. One round trip, where the ORM took four
     (BEGIN, the link, the event, COMMIT).
     """
-    raw = await connection.get_raw_connection()
-    driver: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
+    driver = await _driver(connection)
     row = await driver.fetchrow(
         _INSERT_WITH_EVENT,
         link.code,
@@ -75,11 +95,6 @@ class LinkRepository:
         if for_update:
             query = query.with_for_update()
         return (await self.session.execute(query)).scalar_one_or_none()
-
-    async def get_by_codes(self, codes: list[str]) -> list[Link]:
-        """The live links among ``codes``, in one query (a batch's cache misses)."""
-        query = select(Link).where(Link.code.in_(codes), Link.deleted_at.is_(None))
-        return list((await self.session.execute(query)).scalars())
 
     async def count_visit(self, code: str) -> Row[str, int, datetime | None] | None:
         """Count one visit of a live, unexpired link still under its limit.

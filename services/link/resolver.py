@@ -12,18 +12,49 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
 
 from prometheus_client import Counter
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.chassis.db import session_scope
 from services.link.cache import NEGATIVE, CachedLink, LinkCache, Lookup, Ticket
 from services.link.codes import CODE_RE
 from services.link.exceptions import LinkExpired, LinkNotFound, VisitLimitReached
-from services.link.models import Link
-from services.link.repository import LinkRepository
+from services.link.repository import LinkRepository, live_links
 
-__all__ = ["UNLOOKED", "LinkResolver", "Unlooked", "check_shape"]
+__all__ = [
+    "UNLOOKED",
+    "LinkReader",
+    "LinkResolver",
+    "LinkRow",
+    "Unlooked",
+    "check_shape",
+    "link_reader",
+]
+
+
+class LinkRow(Protocol):
+    """A row read for the cache: its columns by name (an asyncpg ``Record``)."""
+
+    def __getitem__(self, column: str, /) -> Any: ...
+
+
+LinkReader = Callable[[list[str]], Awaitable[Sequence[LinkRow]]]
+"""Reads the live links among some codes from Postgres: the rows ``_entry`` reads."""
+
+
+def link_reader(engine: AsyncEngine) -> LinkReader:
+    """Reads on an autocommit connection: one statement, no BEGIN and COMMIT around it."""
+    autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    async def read(codes: list[str]) -> Sequence[LinkRow]:
+        async with autocommit.connect() as connection:
+            return await live_links(connection, codes)
+
+    return read
+
 
 LIMITED_VISITS = Counter(
     "link_limited_visits_total",
@@ -47,9 +78,12 @@ def check_shape(code: str) -> None:
 
 
 class LinkResolver:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], cache: LinkCache) -> None:
-        self.sessions = sessions
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], cache: LinkCache, read: LinkReader
+    ) -> None:
+        self.sessions = sessions  # for the visits of limited links, counted in a transaction
         self.cache = cache
+        self.read = read
         self._loading: dict[str, asyncio.Future[CachedLink | None]] = {}
 
     async def resolve(self, code: str, cached: Lookup | Unlooked = UNLOOKED) -> CachedLink:
@@ -130,9 +164,7 @@ class LinkResolver:
         self._loading.update(mine)
         try:
             if mine:
-                async with session_scope(self.sessions) as session:
-                    rows = await LinkRepository(session).get_by_codes(list(mine))
-                found = {row.code: _entry(row) for row in rows}
+                found = {row["code"]: _entry(row) for row in await self.read(list(mine))}
                 for code, future in mine.items():
                     future.set_result(found.get(code))
                 fills = [
@@ -161,20 +193,20 @@ class LinkResolver:
 
     async def _load(self, code: str, ticket: Ticket | None) -> CachedLink | None:
         """The row from Postgres, cached unless the entry changed since ``ticket``."""
-        async with session_scope(self.sessions) as session:
-            row = await LinkRepository(session).get_by_code(code)
-        link = None if row is None else _entry(row)
+        rows = await self.read([code])
+        link = _entry(rows[0]) if rows else None
         if ticket is not None:
             await self.cache.fill(code, NEGATIVE if link is None else link, ticket)
         return link
 
 
-def _entry(row: Link) -> CachedLink:
+def _entry(row: LinkRow) -> CachedLink:
     """What the cache keeps of a row. Exhausted stays true until a change: visits only grow."""
-    expires_at = row.expires_at.timestamp() if row.expires_at else None
-    limited = row.max_visits is not None
-    exhausted = row.max_visits is not None and row.visits >= row.max_visits
-    return CachedLink(row.url, row.redirect_type, expires_at, limited, exhausted)
+    expires_at = row["expires_at"].timestamp() if row["expires_at"] else None
+    max_visits = row["max_visits"]
+    limited = max_visits is not None
+    exhausted = max_visits is not None and row["visits"] >= max_visits
+    return CachedLink(row["url"], row["redirect_type"], expires_at, limited, exhausted)
 
 
 def _followable(code: str, link: CachedLink | None) -> CachedLink:
