@@ -29,7 +29,6 @@ import argparse
 import dataclasses
 import math
 import os
-import re
 import tempfile
 import time
 from collections.abc import Mapping
@@ -55,6 +54,7 @@ from loadtests.profile import (
 )
 from loadtests.redirect_report import BenchRun, Measured, render
 from loadtests.sideprocs import start_floor, uncached_gateway
+from loadtests.stackmetrics import cache_lookups, dropped_clicks
 from loadtests.wrk import MAX_SECONDS, cycle_script, post_json_script, run_wrk
 from services.chassis.identity import GatewaySigner, Identity
 
@@ -66,7 +66,6 @@ IDLE_CPU = 0.15
 # Runs of the floor and of row b each, in turn (Bench.measure_against_floor).
 ROUNDS = 3
 HOT_ROW = "b. gateway, hot link (gateway's redirect cache), click recorded"
-_LOOKUPS = re.compile(r'^link_cache_lookups_total\{result="(\w+)"\} (\S+)$', re.MULTILINE)
 
 
 def main() -> None:
@@ -116,6 +115,8 @@ class Bench:
         self.pids = {p.name: p.pid for p in processes}
         self.gateway = f"http://127.0.0.1:{ports.gateway}"
         self.link = f"http://127.0.0.1:{ports.link}"
+        # The services whose click buffers a row may overflow.
+        self.publishers = [self.gateway, self.link]
 
     def closed(
         self,
@@ -133,6 +134,7 @@ class Bench:
         that is CPU the row did not get.
         """
         self.settle()
+        dropped = dropped_clicks(self.publishers)
         machine, mine, before = machine_cpu_seconds(), own_cpu_seconds(), cpu_seconds(self.pids)
         result = run_wrk(
             url,
@@ -146,6 +148,9 @@ class Bench:
         spent = {n: after[n] - before[n] for n in self.pids}
         machine = machine_cpu_seconds() - machine
         others = machine - sum(spent.values()) - (own_cpu_seconds() - mine)
+        dropped = dropped_clicks(self.publishers) - dropped
+        if dropped:
+            note = "; ".join(filter(None, [note, f"**{dropped:,.0f} click events dropped**"]))
         print(f"{label}: {result.good_rate:,.0f} req/s, p50 {result.p50_ms:.1f} ms")
         return Measured(label, result, spent, note, max(0.0, others) / result.seconds)
 
@@ -230,6 +235,7 @@ class Bench:
         with uncached_gateway(self.ports, self.state.log("gateway-uncached")) as (url, pid):
             # Its CPU is the row's gateway column; the stack's gateway idles.
             stack_gateway, self.pids["gateway"] = self.pids["gateway"], pid
+            self.publishers = [url, self.link]
             try:
                 measured = self.closed(
                     "b2. gateway → link, gateway cache off, link cache hit", url + path
@@ -243,6 +249,7 @@ class Bench:
                 self.run.profiled_hop_rate = self.profile(url + path, watched)
             finally:
                 self.pids["gateway"] = stack_gateway
+                self.publishers = [self.gateway, self.link]
         return measured
 
     def fresh_codes(
@@ -262,23 +269,18 @@ class Bench:
         """Each code followed once, with the link cache empty; checked in the link service."""
         codes_file = self.state.root / "codes.txt"
         codes_file.write_text("\n".join(codes) + "\n")
-        before = self.cache_lookups()
+        before = cache_lookups(self.link)
         with redis.Redis(port=self.ports.redis, db=0) as cache:
             cache.flushdb()  # db 0: the link cache, so nothing is warm
         script = cycle_script(codes_file, self.run.threads)
         measured = self.closed(
             "c. gateway → link, cache miss (Postgres)", self.gateway, script=script
         )
-        after = self.cache_lookups()
+        after = cache_lookups(self.link)
         lookups = sum(after.values()) - sum(before.values())
         missed = after.get("miss", 0.0) - before.get("miss", 0.0)
         note = f"{missed:,.0f} of {lookups:,.0f} lookups missed the cache ({len(codes):,} codes)"
         return dataclasses.replace(measured, note=note)
-
-    def cache_lookups(self) -> dict[str, float]:
-        """The link service's resolve-cache lookups so far, by result (its /metrics)."""
-        text = httpx.get(f"{self.link}/metrics", trust_env=False).text
-        return {result: float(value) for result, value in _LOOKUPS.findall(text)}
 
     def profile(self, url: str, watched: dict[str, int]) -> float:
         """py-spy on ``watched`` during one more wrk run on ``url``; its rate.
