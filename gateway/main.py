@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -111,11 +110,7 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
             DependencyCheck(name, _probe(client, u.base_url), critical=False)
             for name, u in upstreams.items()
         ] + [DependencyCheck("redis", _storage_probe(limiter), critical=False)]
-        # Everything built so far lives as long as the process. Frozen, the
-        # collector never scans it again: a full collection of it paused
-        # the gateway ~80 ms, the open loop's p99.9 (docs/performance.md).
-        gc.collect()
-        gc.freeze()
+        # Once this is done, the heap built so far is frozen (services/chassis/heap.py).
         try:
             yield
         finally:

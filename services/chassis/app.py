@@ -11,6 +11,7 @@ from starlette.types import ASGIApp
 from services.chassis.config import ServiceSettings
 from services.chassis.errors import install_error_handlers
 from services.chassis.health import UNSIGNED_PATHS, health_router
+from services.chassis.heap import freeze_after
 from services.chassis.http import BodySizeLimitMiddleware, RequestMiddleware
 from services.chassis.identity import GatewaySigner, RequireGatewayMiddleware
 from services.chassis.metrics import metrics_router
@@ -52,7 +53,7 @@ def build_app(
         title=title,
         version=version,
         description=description,
-        lifespan=lifespan,
+        lifespan=freeze_after(lifespan),
         openapi_url="/openapi.json" if docs else None,
         docs_url="/docs" if docs else None,
         redoc_url=None,
