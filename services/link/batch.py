@@ -33,7 +33,7 @@ from services.link.codes import CODE_RE
 from services.link.resolver import UNLOOKED, Unlooked
 from services.link.router import redirect_response
 
-__all__ = ["handler_for", "serve_batch"]
+__all__ = ["handled", "handler_for", "serve_batch"]
 
 log = logging.getLogger(__name__)
 ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
@@ -138,6 +138,18 @@ async def _error_response(request: Request, exc: Exception) -> Response:
     return problem_response(
         500, "internal_error", "Internal error", "Something went wrong on our side."
     )
+
+
+async def handled(request: Request, answer: Awaitable[Response]) -> Response:
+    """``answer``; if it raises, what the app's exception handler for the error
+    answers, as FastAPI's exception middleware would (none: it propagates)."""
+    try:
+        return await answer
+    except Exception as exc:
+        handler = handler_for(request.app.exception_handlers, exc)
+        if handler is None:
+            raise
+        return await handler(request, exc)
 
 
 def handler_for(handlers: Mapping[Any, ErrorHandler], exc: Exception) -> ErrorHandler | None:

@@ -23,7 +23,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.chassis.identity import identity_of
-from services.link.batch import handler_for
+from services.link.batch import handled
 from services.link.router import create_link
 from services.link.schemas import LinkCreate, LinkOut
 
@@ -42,16 +42,15 @@ async def serve_create(app: ASGIApp, scope: Scope, receive: Receive, send: Send)
         await app(scope, _replay(body, receive), send)
         return
     scope["route_template"] = CREATE_PATH
-    state = request.app.state
-    try:
-        created = await create_link(data, identity_of(scope), state.links, state.settings)
-        response = Response(_OUT.dump_json(created), 201, media_type="application/json")
-    except Exception as exc:
-        handler = handler_for(request.app.exception_handlers, exc)
-        if handler is None:
-            raise
-        response = await handler(request, exc)
+    response = await handled(request, _create(request, data))
     await response(scope, receive, send)
+
+
+async def _create(request: Request, data: LinkCreate) -> Response:
+    """What FastAPI's route answers, as FastAPI 0.165 writes a response model."""
+    state = request.app.state
+    created = await create_link(data, identity_of(request.scope), state.links, state.settings)
+    return Response(_OUT.dump_json(created), 201, media_type="application/json")
 
 
 def _parsed(scope: Scope, body: bytes) -> LinkCreate | None:

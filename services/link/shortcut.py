@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.chassis.health import UNSIGNED_PATHS
 from services.chassis.lookups import BATCH_PATH
-from services.link.batch import handler_for, serve_batch
+from services.link.batch import handled, serve_batch
 from services.link.creation import CREATE_PATH, serve_create
 from services.link.router import REDIRECT_TEMPLATE, follow
 
@@ -65,13 +65,8 @@ class HotPathShortcut:
         request = Request(scope, receive)
         state = request.app.state
         code = scope["path"][1:]
-        try:
-            response = await follow(code, request, state.resolver, state.clicks, state.settings)
-        except Exception as exc:
-            handler = handler_for(request.app.exception_handlers, exc)
-            if handler is None:
-                raise
-            response = await handler(request, exc)
+        answer = follow(code, request, state.resolver, state.clicks, state.settings)
+        response = await handled(request, answer)
         await response(scope, receive, send)
 
 
