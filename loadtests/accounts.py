@@ -1,4 +1,5 @@
-"""Setting up load through the public API: an account with an API key, its links.
+"""Setting up load through the public API: an account with an API key, its
+links; and the gateway's signature, for a request straight to a service.
 
 Both ``make bench`` and the Locust test start from nothing but a running
 gateway, so they create what they need the way a client would. The gateway
@@ -17,7 +18,10 @@ from typing import Any, Final
 
 import httpx
 
-__all__ = ["Account", "create_link", "list_codes", "open_account"]
+from infra.devstack.stack import INTERNAL_AUTH_KEY
+from services.chassis.identity import GatewaySigner, Identity
+
+__all__ = ["Account", "create_link", "list_codes", "open_account", "visitor_headers"]
 
 log = logging.getLogger(__name__)
 _MAX_WAIT_SECONDS: Final = 90.0
@@ -86,3 +90,11 @@ def _call(http: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
     if response.status_code >= 300:
         raise RuntimeError(f"{method} {path} -> {response.status_code}: {response.text[:300]}")
     return response.json()
+
+
+def visitor_headers(path: str) -> dict[str, str]:
+    """What the gateway adds to ``GET path`` for an anonymous visitor from 127.0.0.1."""
+    signer = GatewaySigner(INTERNAL_AUTH_KEY.encode())
+    pairs = signer.headers("GET", path.encode(), Identity(None, "anonymous", "127.0.0.1"))
+    # The verifier reads a missing header as empty, and wrk cannot send an empty one.
+    return {name.decode(): value.decode() for name, value in pairs if value}

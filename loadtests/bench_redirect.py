@@ -39,9 +39,9 @@ import redis
 
 from infra.devstack.managed import ManagedProcess, free_port
 from infra.devstack.procfs import stack_rss_bytes
-from infra.devstack.stack import INTERNAL_AUTH_KEY, REPO_ROOT, Ports, start_stack, stop_stack
+from infra.devstack.stack import REPO_ROOT, Ports, start_stack, stop_stack
 from infra.devstack.state import StateDir
-from loadtests.accounts import Account, create_link, list_codes, open_account
+from loadtests.accounts import Account, create_link, list_codes, open_account, visitor_headers
 from loadtests.docpage import write_section
 from loadtests.floor import FLOOR_CODE
 from loadtests.openloop import run_open_loop
@@ -56,7 +56,6 @@ from loadtests.redirect_report import BenchRun, Measured, render
 from loadtests.sideprocs import start_floor, uncached_gateway
 from loadtests.stackmetrics import cache_lookups, dropped_clicks
 from loadtests.wrk import MAX_SECONDS, cycle_script, post_json_script, run_wrk
-from services.chassis.identity import GatewaySigner, Identity
 
 UNLIMITED = "100000000/minute"
 PROFILES = REPO_ROOT / ".devstack/bench/profile"
@@ -179,7 +178,7 @@ class Bench:
             path = "/" + create_link(http, owner, "https://example.com/hot")
             http.get(path)  # in the link cache from now on
             hot = self.measure_against_floor(self.gateway + path)
-            signed = signed_headers(path)  # valid for 30 s: made right before the run
+            signed = visitor_headers(path)  # valid for 30 s: made right before the run
             direct = self.closed(
                 "a. link service alone, cache hit", self.link + path, headers=signed
             )
@@ -304,14 +303,6 @@ class Bench:
 def _median(runs: list[Measured]) -> Measured:
     """The run with the median rate."""
     return sorted(runs, key=lambda measured: measured.wrk.good_rate)[len(runs) // 2]
-
-
-def signed_headers(path: str) -> dict[str, str]:
-    """What the gateway adds for an anonymous visitor from 127.0.0.1."""
-    signer = GatewaySigner(INTERNAL_AUTH_KEY.encode())
-    pairs = signer.headers("GET", path.encode(), Identity(None, "anonymous", "127.0.0.1"))
-    # The verifier reads a missing header as empty, and wrk cannot send an empty one.
-    return {name.decode(): value.decode() for name, value in pairs if value}
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ from infra.devstack.processes import free_port
 from services.chassis import kafka
 from services.chassis.config import KafkaSettings
 from services.chassis.events import CLICKS_TOPIC
-from services.chassis.kafka import EventPublisher, RepeatFilter
+from services.chassis.kafka import EventPublisher
+from services.chassis.repeats import RepeatFilter
 from tests.conftest import Infra
 
 OURS = "services.chassis.kafka"

@@ -27,7 +27,6 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
 from typing import NamedTuple
 
 from aiokafka import AIOKafkaProducer
@@ -35,10 +34,11 @@ from opentelemetry.trace import SpanContext
 from prometheus_client import Counter, Gauge
 
 from services.chassis.config import KafkaSettings
+from services.chassis.repeats import SUMMARY_SECONDS, quiet_aiokafka
 from services.chassis.tasks import finish_within
 from services.chassis.tracing_kafka import message_context, message_headers, sending
 
-__all__ = ["EventPublisher", "OutgoingEvent", "RepeatFilter", "create_producer", "quiet_aiokafka"]
+__all__ = ["EventPublisher", "OutgoingEvent", "create_producer"]
 
 log = logging.getLogger(__name__)
 
@@ -55,54 +55,6 @@ SEND_FAILURES = Counter(
 )
 BUFFER_DEPTH = Gauge("events_buffer_depth", "Events waiting in memory for the broker.", ["topic"])
 BROKER_CONNECTED = Gauge("events_broker_connected", "1 while the producer is connected.", ["topic"])
-
-# While something keeps failing, one line per kind of failure this often.
-SUMMARY_SECONDS = 60.0
-
-
-class RepeatFilter(logging.Filter):
-    """Lets the first line of each kind through, then one per ``window`` seconds
-    carrying ``suppressed``: how many like it were dropped since the last one.
-
-    A kind is the logger, the level and the message *template* (``%s`` not
-    filled in), so a retry loop that logs the same failure with a new node
-    id or errno each time counts as one kind.
-    """
-
-    def __init__(
-        self, window: float = SUMMARY_SECONDS, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        super().__init__()
-        self._window = window
-        self._clock = clock
-        # kind -> (when its last line went out, lines dropped since)
-        self._seen: dict[tuple[str, int, object], tuple[float, int]] = {}
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        kind = (record.name, record.levelno, record.msg)
-        now = self._clock()
-        last = self._seen.get(kind)
-        if last is not None and now - last[0] < self._window:
-            self._seen[kind] = (last[0], last[1] + 1)
-            return False
-        self._seen[kind] = (now, 0)
-        if last is not None:
-            record.suppressed = last[1]
-            record.window_seconds = self._window
-        return True
-
-
-_AIOKAFKA_FILTER = RepeatFilter()
-
-
-def quiet_aiokafka() -> None:
-    """Put one ``RepeatFilter`` on every aiokafka logger (a logger's filters do
-    not apply to its children, so each gets it); safe to call again."""
-    names = ["aiokafka", *(n for n in logging.root.manager.loggerDict if n.startswith("aiokafka."))]
-    for name in names:
-        logger = logging.getLogger(name)
-        if _AIOKAFKA_FILTER not in logger.filters:
-            logger.addFilter(_AIOKAFKA_FILTER)
 
 
 # aiokafka's default (16 KiB) closes a batch every ~40 clicks. A batch is one
