@@ -16,6 +16,7 @@ from starlette.types import ASGIApp
 
 from gateway.auth import ApiKeyVerifier, Authenticator
 from gateway.clientip import ClientAddress
+from gateway.clients import create_client, create_proxy_session, create_transport
 from gateway.config import GatewaySettings
 from gateway.edge import Edge, EdgeRouter
 from gateway.fallback import Fallback
@@ -23,13 +24,7 @@ from gateway.jwks import JwksCache
 from gateway.linkchanges import LinkChangeListener
 from gateway.lookups import RedirectLookups, create_lookup_session
 from gateway.openapi import OpenApiMerger
-from gateway.proxy import (
-    Upstream,
-    UpstreamProxy,
-    create_client,
-    create_proxy_session,
-    create_transport,
-)
+from gateway.proxy import Upstream, UpstreamProxy
 from gateway.ratelimit import RateLimiter
 from gateway.resilience import build_guard
 from gateway.stale import StaleClicks, StaleRedirects

@@ -1,6 +1,6 @@
 """Forwarding one request to an upstream service and streaming the answer back.
 
-Forwarded requests go out on aiohttp alone (``create_proxy_session``):
+Forwarded requests go out on aiohttp alone (gateway/clients.py):
 httpx's transport forwards at a tenth of the speed here
 (../shared/PERFORMANCE.md), and httpx's Request and Response objects over
 aiohttp's transport (``httpx-aiohttp``, the gateway's own calls) were a
@@ -15,13 +15,10 @@ import logging
 from dataclasses import dataclass, field
 
 import aiohttp
-import httpx
-from httpx_aiohttp import AiohttpTransport
 from opentelemetry import propagate
 from starlette.types import Receive, Scope, Send
 from yarl import URL
 
-from gateway.config import GatewaySettings
 from gateway.fallback import Fallback, Outage
 from gateway.headers import FORWARDING, HOP_BY_HOP, RESPONSE_DROP
 from gateway.lookups import RedirectLookups
@@ -35,22 +32,14 @@ from services.chassis.events import CLICK_ID_HEADER
 from services.chassis.http import read_body
 from services.chassis.identity import GatewaySigner, Identity
 from services.chassis.tracing import current_tracer
-from services.chassis.tracing_http import client_span, record_status, traced_transport
+from services.chassis.tracing_http import client_span, record_status
 
-__all__ = [
-    "Upstream",
-    "UpstreamProxy",
-    "create_client",
-    "create_proxy_session",
-    "create_transport",
-]
+__all__ = ["Upstream", "UpstreamProxy"]
 
 log = logging.getLogger(__name__)
 
 _CLICK_ID = CLICK_ID_HEADER.encode()
 _NO_BODY = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
-# What aiohttp would add to a request that does not carry them.
-_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,49 +56,6 @@ class Upstream:
             sock_connect=t["connect"], sock_read=t["read"], connect=t["pool"]
         )
         object.__setattr__(self, "timeout", timeout)
-
-
-def create_proxy_session(settings: GatewaySettings) -> aiohttp.ClientSession:
-    """The session forwarded requests go out on: it adds nothing and keeps nothing.
-
-    No cookie jar (a cookie one caller's answer set would go out with the
-    next caller's request), no headers of its own (a proxy sends what its
-    client sent), and an answer's body is relayed as it came, never
-    decompressed.
-    """
-    connector = aiohttp.TCPConnector(limit=settings.upstream_max_connections, keepalive_timeout=30)
-    return aiohttp.ClientSession(
-        connector=connector,
-        cookie_jar=aiohttp.DummyCookieJar(),
-        skip_auto_headers=_AUTO_HEADERS,
-        auto_decompress=False,
-        trust_env=False,  # never through an environment's proxy
-    )
-
-
-def create_transport(settings: GatewaySettings) -> httpx.AsyncBaseTransport:
-    """aiohttp's transport under httpx's API, with a client span per request."""
-    limits = httpx.Limits(
-        max_connections=settings.upstream_max_connections,
-        max_keepalive_connections=settings.upstream_max_connections,
-    )
-    return traced_transport(AiohttpTransport(limits=limits))
-
-
-def create_client(
-    settings: GatewaySettings, transport: httpx.AsyncBaseTransport
-) -> httpx.AsyncClient:
-    # Per-upstream read timeouts are set on each request (UpstreamGuard).
-    timeout = httpx.Timeout(
-        settings.user_timeout_seconds,
-        connect=settings.upstream_connect_timeout_seconds,
-        pool=settings.upstream_connect_timeout_seconds,
-    )
-    return httpx.AsyncClient(
-        transport=transport,
-        timeout=timeout,
-        trust_env=False,  # never route service-to-service traffic through an env proxy
-    )
 
 
 class UpstreamProxy:

@@ -19,9 +19,10 @@ import pytest
 from aiohttp import web
 from starlette.types import Message
 
+from gateway.clients import create_proxy_session
 from gateway.config import GatewaySettings
 from gateway.fallback import Fallback
-from gateway.proxy import Upstream, UpstreamProxy, create_proxy_session
+from gateway.proxy import Upstream, UpstreamProxy
 from gateway.resilience import build_guard
 from gateway.stale import StaleClicks, StaleRedirects
 from infra.devstack.managed import free_port

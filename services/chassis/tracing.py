@@ -25,8 +25,9 @@ What is instrumented, and where (docs/observability-tracing.md):
   at the public edge each request's sampling is decided first, by the
   ``EdgeSampler`` (services/chassis/tracing_sampler.py), and a dropped one
   makes no span of the SDK's;
-* the gateway's upstream client, by ``traced_transport`` (``create_client``),
-  a transport wrapper of our own, in services/chassis/tracing_http.py;
+* the gateway's upstream calls, by ``client_span`` (the proxy's aiohttp
+  session) and ``traced_transport`` (its httpx client), both in
+  services/chassis/tracing_http.py;
 * asyncpg and Redis, by their instrumentors, which patch the client classes;
 * Kafka, by hand, in services/chassis/tracing_kafka.py: context per event
   in message headers.
