@@ -49,10 +49,9 @@ from loadtests.profile import (
     cpu_seconds,
     machine_cpu_seconds,
     own_cpu_seconds,
-    record,
-    summarize,
+    profile_under_load,
 )
-from loadtests.redirect_report import BenchRun, Measured, render
+from loadtests.redirect_report import BenchRun, Measured, median_run, render
 from loadtests.sideprocs import start_floor, uncached_gateway
 from loadtests.stackmetrics import cache_lookups, dropped_clicks
 from loadtests.wrk import MAX_SECONDS, cycle_script, post_json_script, run_wrk
@@ -225,8 +224,8 @@ class Bench:
         finally:
             floor.stop()
             del self.pids["floor"]
-        self.run.floor = _median(floors)
-        return _median(hots)
+        self.run.floor = median_run(floors)
+        return median_run(hots)
 
     def measure_link_hop(self, path: str) -> Measured:
         """Row b without the gateway's redirect cache: a second gateway with it
@@ -285,24 +284,12 @@ class Bench:
         """py-spy on ``watched`` during one more wrk run on ``url``; its rate.
         The profiles join the run's, by name."""
         self.settle()
-        spies = record(watched, self.run.seconds, PROFILES)
-        time.sleep(0.5)  # attached before the load starts
-        result = run_wrk(
-            url,
-            seconds=self.run.seconds,
-            connections=self.run.connections,
-            threads=self.run.threads,
+        run = self.run
+        rate, profiles = profile_under_load(
+            url, watched, PROFILES, seconds=run.seconds, load=(run.connections, run.threads)
         )
-        for spy in spies:
-            spy.wait(timeout=60)
-        for name in watched:
-            self.run.profiles[name] = summarize(PROFILES / f"{name}.txt")
-        return result.good_rate
-
-
-def _median(runs: list[Measured]) -> Measured:
-    """The run with the median rate."""
-    return sorted(runs, key=lambda measured: measured.wrk.good_rate)[len(runs) // 2]
+        run.profiles.update(profiles)
+        return rate
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Final
 
 from infra.devstack.procfs import descendants
+from loadtests.wrk import run_wrk
 
 __all__ = [
     "RATE_HZ",
@@ -30,6 +32,7 @@ __all__ = [
     "cpu_seconds",
     "machine_cpu_seconds",
     "own_cpu_seconds",
+    "profile_under_load",
     "record",
     "summarize",
 ]
@@ -74,6 +77,20 @@ def record(pids: Mapping[str, int], seconds: float, out: Path) -> list[subproces
         )
         for name, pid in pids.items()
     ]
+
+
+def profile_under_load(
+    url: str, watched: Mapping[str, int], out: Path, *, seconds: float, load: tuple[int, int]
+) -> tuple[float, dict[str, ProcessProfile]]:
+    """py-spy on ``watched`` during one wrk run on ``url`` with ``load`` (connections,
+    threads): its rate, and each process's profile (raw stacks in ``out``)."""
+    spies = record(watched, seconds, out)
+    time.sleep(0.5)  # attached before the load starts
+    connections, threads = load
+    result = run_wrk(url, seconds=seconds, connections=connections, threads=threads)
+    for spy in spies:
+        spy.wait(timeout=60)
+    return result.good_rate, {name: summarize(out / f"{name}.txt") for name in watched}
 
 
 def summarize(collapsed: Path, top: int = 10) -> ProcessProfile:

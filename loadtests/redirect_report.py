@@ -10,7 +10,7 @@ from loadtests.openloop import OpenLoopResult
 from loadtests.profile import RATE_HZ, ProcessProfile
 from loadtests.wrk import WrkResult
 
-__all__ = ["BenchRun", "Measured", "render"]
+__all__ = ["BenchRun", "Measured", "median_run", "render"]
 
 MB = 1024 * 1024
 # The goals (issue #17), as ratios or bounds that mean the same on any machine:
@@ -37,6 +37,11 @@ class Measured:
     cpu_seconds: dict[str, float]
     note: str = ""
     others_cores: float = 0.0  # cores the rest of the machine used during the run
+
+
+def median_run(runs: list[Measured]) -> Measured:
+    """The run with the median rate."""
+    return sorted(runs, key=lambda measured: measured.wrk.good_rate)[len(runs) // 2]
 
 
 @dataclass
