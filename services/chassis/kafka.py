@@ -34,9 +34,10 @@ from opentelemetry.trace import SpanContext
 from prometheus_client import Counter, Gauge
 
 from services.chassis.config import KafkaSettings
+from services.chassis.kafka_batches import Partitions, send_batches
 from services.chassis.repeats import SUMMARY_SECONDS, quiet_aiokafka
 from services.chassis.tasks import finish_within
-from services.chassis.tracing_kafka import message_context, message_headers, sending
+from services.chassis.tracing_kafka import message_context, sending
 
 __all__ = ["EventPublisher", "OutgoingEvent", "create_producer"]
 
@@ -129,6 +130,7 @@ class EventPublisher:
         self._depth = BUFFER_DEPTH.labels(topic)
         self._dropped_full = EVENTS_DROPPED.labels(topic, "buffer_full")
         self._last_drop_log = 0.0
+        self._partitions = Partitions()
 
     @property
     def connected(self) -> bool:
@@ -197,32 +199,17 @@ class EventPublisher:
     async def _send_batch(self) -> bool:
         assert self._producer is not None
         batch = [self._buffer.popleft() for _ in range(min(self._batch_size, len(self._buffer)))]
-        try:
-            with sending(self.topic, [event.context for event in batch]):
-                futures = [
-                    await self._producer.send(
-                        self.topic,
-                        event.value,
-                        key=event.key,
-                        headers=message_headers(event.context),
-                    )
-                    for event in batch
-                ]
-                results = await asyncio.gather(*futures, return_exceptions=True)
-        except Exception as exc:
-            results = [exc] * len(batch)
-        failed = [
-            event
-            for event, result in zip(batch, results, strict=False)
-            if isinstance(result, BaseException)
-        ]
-        failed += batch[len(results) :]
+        with sending(self.topic, [event.context for event in batch]):
+            unacknowledged, error = await send_batches(
+                self._producer, self.topic, batch, self._partitions
+            )
+        failed = [batch[index] for index in unacknowledged]
         EVENTS_PUBLISHED.labels(self.topic).inc(len(batch) - len(failed))
         if failed:
             # Back to the front, so the oldest events still go first.
             self._buffer.extendleft(reversed(failed))
             SEND_FAILURES.labels(self.topic).inc()
-            self._broker_failed("broker did not acknowledge a batch", results)
+            self._broker_failed("broker did not acknowledge a batch", [error])
             await self._disconnect()
         self._depth.set(len(self._buffer))
         return not failed
