@@ -26,14 +26,23 @@ from sqlalchemy import insert as plain_insert
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.analytics.deadletter import DeadLetters, Poisoned
+from services.analytics.decoding import PoisonMessage
 from services.chassis.db import session_scope
 from services.chassis.tracing_kafka import traceparent_of
 from services.webhooks.metrics import EVENTS_FANNED_OUT
 from services.webhooks.models import Delivery, DeliveryEvent, Endpoint
-from services.webhooks.payloads import Click, LinkEvent, body, click_data, link_data
+from services.webhooks.payloads import (
+    Click,
+    LinkEvent,
+    body,
+    click_data,
+    decode_click_record,
+    link_data,
+)
 from services.webhooks.repository import EndpointRepository, LinkRepository
 
-__all__ = ["ClickFanout", "LinkFanout", "owe"]
+__all__ = ["ClickFanout", "ClickRecords", "LinkFanout", "owe"]
 
 E = TypeVar("E", Click, LinkEvent)
 CLICKED = "link.clicked"
@@ -163,6 +172,59 @@ class ClickFanout(_Writer):
             ]
             new = await _fan_out(session, CLICKED, known, self.batch_max)
         EVENTS_FANNED_OUT.labels(CLICKED).inc(new)
+
+
+class ClickRecords:
+    """The click topic's records, read (decoded) only where a delivery could be owed.
+
+    Most clicks belong to owners with no ``link.clicked`` endpoint, and
+    reading every click cost this service as much CPU as a redirect's
+    counting costs analytics (docs/performance.md). A record's key is its
+    code (the producers' contract: partitioned by code), so two queries per
+    batch (the codes' owners, which of them subscribe) say which records
+    matter before any is read: those of subscribed owners, of codes whose
+    owner is not known yet (parked, as before), and any without a key.
+    Whether an endpoint created meanwhile gets such a click is the same
+    race as the one between its creation and any batch's transaction.
+    """
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        fanout: ClickFanout,
+        dead_letters: DeadLetters,
+    ) -> None:
+        self.sessions = sessions
+        self.fanout = fanout
+        self.dead_letters = dead_letters
+
+    async def write(self, records: Sequence[Any]) -> None:
+        wanted = await self._wanted(records)
+        clicks: list[Click] = []
+        poison: list[Poisoned] = []
+        for record in wanted:
+            try:
+                clicks.append(decode_click_record(record))
+            except PoisonMessage as exc:
+                poison.append((record, exc))
+        if poison:
+            await self.dead_letters.set_aside(poison)  # logged and counted: no topic
+        if clicks:
+            await self.fanout.write(clicks)
+
+    async def _wanted(self, records: Sequence[Any]) -> list[Any]:
+        codes = {record.key: _key_code(record.key) for record in records if record.key}
+        async with session_scope(self.sessions) as session:
+            owners = await LinkRepository(session).owners(sorted(set(codes.values())))
+            owner_ids = sorted({owner for owner in owners.values() if owner is not None})
+            endpoints = await EndpointRepository(session).subscribed(owner_ids, CLICKED)
+        subscribed = {endpoint.owner_id for endpoint in endpoints}
+        ignored = {code for code, owner in owners.items() if owner not in subscribed}
+        return [r for r in records if not r.key or codes[r.key] not in ignored]
+
+
+def _key_code(key: bytes) -> str:
+    return key.decode("utf-8", errors="replace")
 
 
 class LinkFanout(_Writer):

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from services.analytics.consumer import BatchConsumer
+from services.analytics.deadletter import DeadLetters
 from services.chassis.app import build_app
 from services.chassis.db import create_engine, ping
 from services.chassis.events import CLICKS_TOPIC, LINKS_TOPIC
@@ -25,8 +26,8 @@ from services.chassis.identity import GatewaySigner
 from services.chassis.janitor import Janitor
 from services.webhooks.config import WebhooksSettings
 from services.webhooks.dispatcher import Dispatcher
-from services.webhooks.fanout import ClickFanout, LinkFanout
-from services.webhooks.payloads import decode_click_record, decode_link_record
+from services.webhooks.fanout import ClickFanout, ClickRecords, LinkFanout
+from services.webhooks.payloads import decode_link_record
 from services.webhooks.pruning import PRUNE_FINISHED_DELIVERIES, PRUNE_PARKED_CLICKS
 from services.webhooks.router import router
 from services.webhooks.service import WebhookService
@@ -56,8 +57,12 @@ def create_app(settings: WebhooksSettings | None = None) -> FastAPI:
                 (
                     CLICKS_TOPIC,
                     settings.consumer_group,
-                    decode_click_record,
-                    ClickFanout(sessions, batch_max).write,
+                    _undecoded,  # read by ClickRecords, and only the records it needs
+                    ClickRecords(
+                        sessions,
+                        ClickFanout(sessions, batch_max),
+                        DeadLetters(settings, CLICKS_TOPIC, None),
+                    ).write,
                 ),
                 (
                     LINKS_TOPIC,
@@ -108,3 +113,7 @@ def create_app(settings: WebhooksSettings | None = None) -> FastAPI:
     )
     app.include_router(router)
     return app
+
+
+def _undecoded(record: Any) -> Any:
+    return record

@@ -1,0 +1,113 @@
+"""Only the clicks someone could be owed are read.
+
+``ClickRecords`` runs here against the session's webhooks database, on
+records as the consumer hands them over. Whether a record was read is told
+by a poison value: reading it sets it aside (counted in
+``analytics_dead_lettered_total``), not reading it leaves no trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+
+import httpx
+import orjson
+import pytest
+from prometheus_client import REGISTRY
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from services.analytics.deadletter import DeadLetters
+from services.chassis.config import KafkaSettings
+from services.chassis.events import CLICKS_TOPIC
+from services.webhooks.fanout import ClickFanout, ClickRecords, LinkFanout
+from tests.accounts import register
+from tests.conftest import Infra
+from tests.test_analytics_consumer import new_code
+from tests.test_webhooks_idempotence import OWED, created, engine_of
+from tests.webhook_receiver import receiver
+from tests.webhooks_helpers import create_endpoint
+
+pytestmark = pytest.mark.usefixtures("webhooks_url")
+POISON = b"not json"
+
+
+@dataclass(frozen=True)
+class Record:
+    """What aiokafka hands the consumer, as far as ``ClickRecords`` reads it."""
+
+    key: bytes | None
+    value: bytes
+    topic: str = CLICKS_TOPIC
+    partition: int = 0
+    offset: int = 0
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+def click(code: str) -> Record:
+    value = {
+        "event_id": uuid.uuid4().hex,
+        "code": code,
+        "occurred_at": "2026-12-07T06:00:00+00:00",
+        "schema_version": 1,
+    }
+    return Record(code.encode(), orjson.dumps(value))
+
+
+def poison_read() -> float:
+    labels = {"topic": CLICKS_TOPIC, "reason": "not_json"}
+    return REGISTRY.get_sample_value("analytics_dead_lettered_total", labels) or 0.0
+
+
+async def consume(infra: Infra, owners: dict[str, str], records: list[Record]) -> dict[str, int]:
+    """Learn each code's owner, hand ``records`` over; what each table holds of them after."""
+    engine = engine_of(infra)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    dead_letters = DeadLetters(KafkaSettings(), CLICKS_TOPIC, None)
+    try:
+        await LinkFanout(sessions, 100).write([created(c, o) for c, o in owners.items()])
+        await ClickRecords(sessions, ClickFanout(sessions, 100), dead_letters).write(records)
+        codes = sorted({r.key.decode() for r in records if r.key})
+        async with engine.connect() as conn:
+            parked = text("SELECT count(*) FROM parked_clicks WHERE code = ANY(:codes)")
+            return {"parked": int((await conn.execute(parked, {"codes": codes})).scalar_one())}
+    finally:
+        await engine.dispose()
+
+
+async def owed_to(infra: Infra, endpoint_id: str) -> int:
+    engine = engine_of(infra)
+    try:
+        async with engine.connect() as conn:
+            return int((await conn.execute(OWED, {"endpoint": endpoint_id})).scalar_one())
+    finally:
+        await engine.dispose()
+
+
+def test_clicks_of_owners_without_a_click_endpoint_are_not_read(
+    infra: Infra, client: httpx.Client
+) -> None:
+    quiet, subscriber = register(client), register(client)
+    quiet_code, subscribed_code, unknown_code = new_code(), new_code(), new_code()
+    before = poison_read()
+    with receiver() as hooks:
+        # The quiet owner takes link events only: clicks are owed to nobody.
+        create_endpoint(client, quiet, hooks.url, event_types=["link.created"])
+        endpoint = create_endpoint(client, subscriber, hooks.url, event_types=["link.clicked"])
+        records = [
+            click(quiet_code),
+            Record(quiet_code.encode(), POISON),  # never read: no trace
+            click(subscribed_code),
+            click(subscribed_code),
+            Record(subscribed_code.encode(), POISON),  # read: set aside
+            click(unknown_code),  # its owner is not known yet: read, and parked
+            Record(None, POISON),  # no key to judge by: read
+        ]
+        owners = {quiet_code: quiet.user_id, subscribed_code: subscriber.user_id}
+        held = asyncio.run(consume(infra, owners, records))
+        owed = asyncio.run(owed_to(infra, endpoint["id"]))
+    assert poison_read() - before == 2
+    assert owed == 2
+    assert held == {"parked": 1}
