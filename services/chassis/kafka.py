@@ -127,7 +127,8 @@ class EventPublisher:
         self._last_summary = 0.0
         self._producer: AIOKafkaProducer | None = None
         self._task: asyncio.Task[None] | None = None
-        self._depth = BUFFER_DEPTH.labels(topic)
+        # Read at scrape time: a set() per event was a lock taken on every redirect.
+        BUFFER_DEPTH.labels(topic).set_function(self._buffer.__len__)
         self._dropped_full = EVENTS_DROPPED.labels(topic, "buffer_full")
         self._last_drop_log = 0.0
         self._partitions = Partitions()
@@ -150,7 +151,6 @@ class EventPublisher:
                 log.error("event buffer full, dropping", extra={"topic": self.topic})
             return False
         self._buffer.append(OutgoingEvent(key, value, message_context(self.topic)))
-        self._depth.set(len(self._buffer))
         self._wakeup.set()
         return True
 
@@ -211,7 +211,6 @@ class EventPublisher:
             SEND_FAILURES.labels(self.topic).inc()
             self._broker_failed("broker did not acknowledge a batch", [error])
             await self._disconnect()
-        self._depth.set(len(self._buffer))
         return not failed
 
     async def _connect(self) -> bool:
