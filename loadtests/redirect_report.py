@@ -191,7 +191,9 @@ Closed loop: wrk, {run.connections} connections, {run.threads} threads,
 {run.seconds:.0f} s per run, rows measured one after another in this run, except
 the floor and row b: three runs each, in turn (floor, b, floor, b, ...),
 each row showing its median run, so that the ratio the target is about
-compares runs made close together.
+compares runs made close together; and row d, three runs in a row, its
+median shown (one slow stretch of a shared machine moved a single run by
+a third).
 The floor is a bare FastAPI app on uvicorn (one worker, no access log)
 answering 302 from a dict (loadtests/floor.py). Access logs as shipped:
 one line for every request, in the gateway and in the services.
