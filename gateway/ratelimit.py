@@ -5,10 +5,10 @@ creation, login/registration, or the rest of the API. Every policy counts
 with a sliding window counter (gateway/windows.py, no burst at window
 edges); redirects are counted here and shared with the other replicas in
 batches (no Redis round trip on the hot path, a bounded overshoot with
-several replicas), the others with one atomic script call per request
-(exact). Every answer under a policy carries ``RateLimit-Limit``,
-``RateLimit-Remaining`` and ``RateLimit-Reset`` (seconds), and a 429 adds
-``Retry-After``. Limits are written in the ``limits`` library's notation.
+several replicas), the others with one atomic script run per request
+(exact; concurrent checks share a round trip). Every answer under a policy
+carries ``RateLimit-Limit``, ``RateLimit-Remaining`` and ``RateLimit-Reset``
+(seconds), and a 429 adds ``Retry-After``. Limits are written in the ``limits`` library's notation.
 
 When Redis is down each policy does what it was chosen to do (``fail_open``):
 the API keeps flowing unlimited and redirects are limited by each replica's
