@@ -25,23 +25,18 @@ round trip)`` times a window; with one replica, exactly ``limit``.
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from prometheus_client import Histogram
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
+from services.chassis.coalesce import Coalescer
+
 __all__ = ["BatchedWindows", "ExactWindows", "Position", "position"]
 
-CHECKS_PER_CALL = Histogram(
-    "gateway_ratelimit_checks_per_call",
-    "Exact rate-limit checks sent to Redis in one round trip.",
-    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
-)
 
 # KEYS: this window, the previous one. ARGV: limit, weight of the previous
 # window, expiry of a window's counter (two windows, in seconds).
@@ -86,47 +81,20 @@ def _used(previous: int, current: int, at: Position) -> int:
 class ExactWindows:
     """Checks that arrive together leave together: on the next turn of the
     event loop, one pipeline of script calls (one round trip, one pass
-    through redis-py) rather than one call each. A lone check is sent by
-    itself, at once; under load, redis-py's own work per call was a fifth of
-    the gateway's CPU per link creation. Each call is still one atomic script
-    run in Redis: exactness does not depend on the batching."""
+    through redis-py) rather than one call each (services/chassis/coalesce.py,
+    ADR 0017). A lone check is sent by itself, at once. Each call is still
+    one atomic script run in Redis: exactness does not depend on the batching."""
 
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
         self._hit = redis.register_script(_HIT)
-        self._queue: list[_Check] = []
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._checks: Coalescer[_Check, Any] = Coalescer("ratelimit_checks", self._run)
 
     async def hit(self, name: str, limit: int, at: Position) -> tuple[bool, int]:
         """Count one request against ``name`` if allowed; (allowed, count in the window)."""
         keys = [_key(name, at.index), _key(name, at.index - 1)]
-        loop = asyncio.get_running_loop()
-        check = _Check(keys, [limit, at.weight, 2 * at.seconds], loop.create_future())
-        if not self._queue:
-            loop.call_soon(self._flush)
-        self._queue.append(check)
-        allowed, used = await check.result
+        allowed, used = await self._checks(_Check(keys, [limit, at.weight, 2 * at.seconds]))
         return bool(allowed), int(used)
-
-    def _flush(self) -> None:
-        batch, self._queue = self._queue, []
-        task = asyncio.create_task(self._send(batch), name="ratelimit-checks")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _send(self, batch: list[_Check]) -> None:
-        CHECKS_PER_CALL.observe(len(batch))
-        try:
-            results = await self._run(batch)
-        except Exception as exc:  # every check of the batch fails as its own call would
-            results = [exc] * len(batch)
-        for check, result in zip(batch, results, strict=True):
-            if check.result.done():  # its request is gone
-                continue
-            if isinstance(result, Exception):
-                check.result.set_exception(result)
-            else:
-                check.result.set_result(result)
 
     async def _run(self, batch: list[_Check]) -> list[Any]:
         if len(batch) == 1:  # the script object loads the script if Redis lost it
@@ -145,11 +113,9 @@ class ExactWindows:
         return results
 
 
-@dataclass(slots=True)
-class _Check:
+class _Check(NamedTuple):
     keys: list[str]
     args: list[Any]
-    result: asyncio.Future[Any]
 
 
 @dataclass(slots=True)

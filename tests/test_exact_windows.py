@@ -34,9 +34,10 @@ async def redis(infra: Infra) -> AsyncIterator[Redis]:
 
 
 def calls() -> tuple[float, float]:
-    """(round trips, checks) so far, from the histogram ExactWindows keeps."""
-    count = REGISTRY.get_sample_value("gateway_ratelimit_checks_per_call_count") or 0.0
-    total = REGISTRY.get_sample_value("gateway_ratelimit_checks_per_call_sum") or 0.0
+    """(round trips, checks) so far, from the histogram ExactWindows' coalescer keeps."""
+    labels = {"call": "ratelimit_checks"}
+    count = REGISTRY.get_sample_value("coalesced_calls_count", labels) or 0.0
+    total = REGISTRY.get_sample_value("coalesced_calls_sum", labels) or 0.0
     return count, total
 
 

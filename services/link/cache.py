@@ -33,6 +33,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from services.chassis.breaker import Breaker, BreakerOpen
+from services.chassis.coalesce import Coalescer
 
 __all__ = ["NEGATIVE", "CachedLink", "LinkCache", "Lookup", "Ticket"]
 
@@ -126,6 +127,11 @@ class LinkCache:
         self.ttl = ttl_seconds
         self.negative_ttl = negative_ttl_seconds
         self._fill = redis.register_script(_FILL_SCRIPT)
+        # Every change and every stale entry found leaves a tombstone: the
+        # ones made in one turn of the loop go to Redis in one pipeline.
+        self._tombstones: Coalescer[tuple[str, bytes], object] = Coalescer(
+            "cache_tombstones", self._set_tombstones
+        )
 
     @staticmethod
     def key(code: str) -> str:
@@ -206,8 +212,15 @@ class LinkCache:
 
     async def _bury(self, code: str) -> bytes:
         tombstone = _TOMBSTONE_PREFIX + os.urandom(8).hex().encode()
-        await self.redis.set(self.key(code), tombstone, ex=TOMBSTONE_SECONDS)
+        await self._tombstones((self.key(code), tombstone))
         return tombstone
+
+    async def _set_tombstones(self, batch: list[tuple[str, bytes]]) -> list[object]:
+        pipe = self.redis.pipeline(transaction=False)
+        for key, tombstone in batch:
+            pipe.set(key, tombstone, ex=TOMBSTONE_SECONDS)
+        results: list[object] = await pipe.execute(raise_on_error=False)
+        return results
 
     async def _write(self, command: Callable[[], Awaitable[_T]]) -> _T | None:
         """A write through the breaker; None, counted, when it could not be made."""
