@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import pytest
 
@@ -54,7 +55,7 @@ async def test_a_failed_send_fails_every_caller_of_the_batch() -> None:
 
 
 async def test_a_send_that_answers_the_wrong_count_leaves_nobody_waiting() -> None:
-    async def short(batch: list[int]) -> list[int | Exception]:
+    async def short(batch: list[int]) -> Sequence[int | Exception]:
         return batch[:-1]
 
     call = Coalescer("test_short", short)
