@@ -68,11 +68,16 @@ GATEWAY_PATHS: Final = frozenset(
 )
 
 
+# The routes a path of one segment (``/x``: every redirect) can match, in
+# order: a prefix of more segments never matches it.
+_ONE_SEGMENT: Final = tuple(r for r in ROUTES if r.prefix.count("/") <= 1)
+
+
 def match_route(path: str) -> Route | None:
     """The route serving ``path``, or None when the gateway answers it itself."""
     if path in GATEWAY_PATHS:
         return None
-    for route in ROUTES:
+    for route in _ONE_SEGMENT if path.find("/", 1) == -1 else ROUTES:
         if route.matches(path):
             return route
     return None

@@ -6,8 +6,10 @@ import re
 from collections import Counter
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from gateway.routes import ROUTES, match
+from gateway.routes import GATEWAY_PATHS, ROUTES, match, match_route
 from services.link.codes import ALPHABET, CODE_PATTERN, RESERVED, alias_problem, generate_code
 
 
@@ -55,3 +57,20 @@ def test_the_gateway_routes_exactly_what_can_be_a_code() -> None:
     assert match("/api/v1/links/abc/stats") == "analytics"
     assert match("/api/v1/links/abc") == "link"
     assert re.fullmatch(CODE_PATTERN, "a" * 65) is None
+
+
+_SEGMENT = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_-.~%APIV", max_size=12)
+
+
+@given(
+    st.one_of(
+        st.lists(_SEGMENT, min_size=1, max_size=5).map(lambda parts: "/" + "/".join(parts)),
+        st.sampled_from(["/", "//", "/api", "/api/v1/links", "/api/v1/links/", "/docs"]),
+    )
+)
+def test_the_one_segment_shortcut_matches_as_the_whole_table_does(path: str) -> None:
+    """gateway/routes.py looks at fewer routes for ``/x``; never with another answer."""
+    expected = None
+    if path not in GATEWAY_PATHS:
+        expected = next((r for r in ROUTES if r.matches(path)), None)
+    assert match_route(path) == expected
