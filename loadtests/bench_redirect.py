@@ -31,7 +31,6 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
@@ -45,26 +44,22 @@ from loadtests.accounts import Account, create_link, list_codes, open_account, v
 from loadtests.docpage import write_section
 from loadtests.floor import FLOOR_CODE
 from loadtests.openloop import run_open_loop
-from loadtests.profile import (
-    cpu_seconds,
-    machine_cpu_seconds,
-    own_cpu_seconds,
-    profile_under_load,
-)
+from loadtests.profile import profile_under_load
 from loadtests.redirect_report import BenchRun, Measured, median_run, render
+from loadtests.rows import FLOOR_ROW, Rows
 from loadtests.sideprocs import start_floor, uncached_gateway
-from loadtests.stackmetrics import cache_lookups, dropped_clicks
+from loadtests.stackmetrics import cache_lookups
 from loadtests.wrk import MAX_SECONDS, cycle_script, post_json_script, run_wrk
 
 UNLIMITED = "100000000/minute"
 PROFILES = REPO_ROOT / ".devstack/bench/profile"
-# Cores the whole stack may use and still count as idle: its consumers and
-# relays poll even when nothing happens.
-IDLE_CPU = 0.15
 # Runs of the floor and of row b each, in turn (Bench.measure_against_floor);
 # of row d, one after another.
 ROUNDS = 3
 HOT_ROW = "b. gateway, hot link (gateway's redirect cache), click recorded"
+DIRECT_ROW = "a. link service alone, cache hit"
+HOP_ROW = "b2. gateway → link, gateway cache off, link cache hit"
+CREATE_ROW = "d. create a link through the gateway (API key)"
 
 
 def main() -> None:
@@ -102,91 +97,53 @@ def main() -> None:
     state.delete()
 
 
-class Bench:
+class Bench(Rows):
     """The measurements of one run, against one stack."""
 
     def __init__(
         self, run: BenchRun, ports: Ports, processes: list[ManagedProcess], state: StateDir
     ) -> None:
-        self.run = run
+        super().__init__(run, {p.name: p.pid for p in processes})
         self.ports = ports
         self.state = state
-        self.pids = {p.name: p.pid for p in processes}
         self.gateway = f"http://127.0.0.1:{ports.gateway}"
         self.link = f"http://127.0.0.1:{ports.link}"
         # The services whose click buffers a row may overflow.
         self.publishers = [self.gateway, self.link]
 
-    def closed(
-        self,
-        label: str,
-        url: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        script: str = "",
-        note: str = "",
-    ) -> Measured:
-        """One wrk run, with the CPU each process of the stack spent during it.
-
-        Also what the rest of the machine took meanwhile: the machine's busy
-        time less the stack's, wrk's and this process's. On a shared machine
-        that is CPU the row did not get.
-        """
-        self.settle()
-        dropped = dropped_clicks(self.publishers)
-        machine, mine, before = machine_cpu_seconds(), own_cpu_seconds(), cpu_seconds(self.pids)
-        result = run_wrk(
-            url,
-            seconds=self.run.seconds,
-            connections=self.run.connections,
-            threads=self.run.threads,
-            headers=headers,
-            script=script,
-        )
-        after = cpu_seconds(self.pids)
-        spent = {n: after[n] - before[n] for n in self.pids}
-        machine = machine_cpu_seconds() - machine
-        others = machine - sum(spent.values()) - (own_cpu_seconds() - mine)
-        dropped = dropped_clicks(self.publishers) - dropped
-        if dropped:
-            note = "; ".join(filter(None, [note, f"**{dropped:,.0f} click events dropped**"]))
-        print(f"{label}: {result.good_rate:,.0f} req/s, p50 {result.p50_ms:.1f} ms")
-        return Measured(label, result, spent, note, max(0.0, others) / result.seconds)
-
-    def settle(self, limit: float = 15.0) -> None:
-        """Wait until the stack is idle, so work a run left behind is not charged to the next.
-
-        Work outlives a run: a burst of clicks still being counted, an outbox
-        still being relayed, requests the gateway accepted before the client
-        went away. Also notes what the rest of the machine uses meanwhile.
-        """
-        deadline = time.monotonic() + limit
-        while time.monotonic() < deadline:
-            machine, stack = machine_cpu_seconds(), sum(cpu_seconds(self.pids).values())
-            time.sleep(0.5)
-            stack = (sum(cpu_seconds(self.pids).values()) - stack) / 0.5
-            others = (machine_cpu_seconds() - machine) / 0.5 - stack
-            self.run.background_cores = max(self.run.background_cores, others)
-            if stack < IDLE_CPU:
-                return
-        print(f"the stack was still busy after {limit:.0f} s; measuring anyway")
-
     def measure(self) -> None:
+        port = free_port()
+        floor = start_floor(port, self.state.log("floor"))
+        self.floor_url = f"http://127.0.0.1:{port}/{FLOOR_CODE}"
+        self.pids["floor"] = floor.pid  # its CPU is the row's, not the machine's others
+        try:
+            self.measure_rows()
+        finally:
+            floor.stop()
+            del self.pids["floor"]
+
+    def measure_rows(self) -> None:
         run = self.run
         with httpx.Client(base_url=self.gateway, timeout=30, trust_env=False) as http:
             owner = open_account(http, "bench")
             path = "/" + create_link(http, owner, "https://example.com/hot")
             http.get(path)  # in the link cache from now on
             hot = self.measure_against_floor(self.gateway + path)
-            signed = visitor_headers(path)  # valid for 30 s: made right before the run
-            direct = self.closed(
-                "a. link service alone, cache hit", self.link + path, headers=signed
+            # Signed headers are valid for 30 s: made right before the run.
+            direct = self.beside_floor(
+                lambda: self.closed(DIRECT_ROW, self.link + path, headers=visitor_headers(path))
             )
             watched = {"gateway (row b)": self.pids["gateway"]}
             run.profiled_rate = self.profile(self.gateway + path, watched)
             hop = self.measure_link_hop(path)
             body = post_json_script('{"url": "https://example.com/created-by-bench"}')
-            runs = [self.create(body, owner.headers) for _ in range(ROUNDS)]
+            url = f"{self.gateway}/api/v1/links"
+            runs = [
+                self.beside_floor(
+                    lambda: self.closed(CREATE_ROW, url, script=body, headers=owner.headers)
+                )
+                for _ in range(ROUNDS)
+            ]
             create = median_run(runs)
             # A miss costs a Postgres query and a cache write on top of a hit: 3x
             # the link service's CPU when this was written. Making codes is slow
@@ -194,7 +151,7 @@ class Bench:
             # run use them all, it starts over and the note shows the hits.
             needed = math.ceil(hot.wrk.good_rate * run.seconds * 0.5)
             codes = self.fresh_codes(http, owner, path.lstrip("/"), needed, create.wrk.good_rate)
-            cold = self.measure_misses(codes)
+            cold = self.beside_floor(lambda: self.measure_misses(codes))
             run.scenarios = [direct, hot, hop, cold, create]
             http.get(path)  # back in the cache after the flush
             self.settle()
@@ -202,31 +159,18 @@ class Bench:
             run.open_loop.append(("gateway, hot link", result))
             print(f"open loop, gateway: p99 {result.percentile(99):,.1f} ms")
 
-    def create(self, script: str, headers: Mapping[str, str]) -> Measured:
-        url = f"{self.gateway}/api/v1/links"
-        label = "d. create a link through the gateway (API key)"
-        return self.closed(label, url, script=script, headers=headers)
-
     def measure_against_floor(self, hot_url: str) -> Measured:
         """The floor and row b, in turn, ``ROUNDS`` times each; each row is its
         median run. On a shared machine the speed available drifts over a
         minute by more than the difference measured, so the two are measured
         close together, and more than once, rather than a row apart."""
-        port = free_port()
-        floor = start_floor(port, self.state.log("floor"))
-        self.pids["floor"] = floor.pid  # its CPU is the row's, not the machine's others
         floors, hots = [], []
-        try:
-            url = f"http://127.0.0.1:{port}/{FLOOR_CODE}"
-            for _ in range(ROUNDS):
-                floors.append(self.closed("floor: bare FastAPI, 302 from a dict", url))
-                hots.append(self.closed(HOT_ROW, hot_url))
-            self.settle()
-            result = run_open_loop(url, rate=self.run.offered_rate, seconds=self.run.seconds)
-            self.run.open_loop.append(("floor", result))
-        finally:
-            floor.stop()
-            del self.pids["floor"]
+        for _ in range(ROUNDS):
+            floors.append(self.closed(FLOOR_ROW, self.floor_url))
+            hots.append(self.closed(HOT_ROW, hot_url))
+        self.settle()
+        result = run_open_loop(self.floor_url, rate=self.run.offered_rate, seconds=self.run.seconds)
+        self.run.open_loop.append(("floor", result))
         self.run.floor = median_run(floors)
         return median_run(hots)
 
@@ -238,9 +182,7 @@ class Bench:
             stack_gateway, self.pids["gateway"] = self.pids["gateway"], pid
             self.publishers = [url, self.link]
             try:
-                measured = self.closed(
-                    "b2. gateway → link, gateway cache off, link cache hit", url + path
-                )
+                measured = self.beside_floor(lambda: self.closed(HOP_ROW, url + path))
                 self.settle()
                 result = run_open_loop(
                     url + path, rate=self.run.offered_rate, seconds=self.run.seconds

@@ -37,11 +37,22 @@ class Measured:
     cpu_seconds: dict[str, float]
     note: str = ""
     others_cores: float = 0.0  # cores the rest of the machine used during the run
+    # The floor's rate in the run just before this one (loadtests/rows.py);
+    # None for the floor itself and row b, which alternate with it.
+    floor_rate: float | None = None
+
+    def ratio(self, floor: Measured) -> float:
+        """This run's rate over the floor beside it, or over ``floor`` if none."""
+        return self.wrk.good_rate / (self.floor_rate or floor.wrk.good_rate)
 
 
 def median_run(runs: list[Measured]) -> Measured:
-    """The run with the median rate."""
-    return sorted(runs, key=lambda measured: measured.wrk.good_rate)[len(runs) // 2]
+    """The run with the median rate (the median ratio, for runs each beside a floor)."""
+
+    def key(measured: Measured) -> float:
+        return measured.wrk.good_rate / (measured.floor_rate or 1.0)
+
+    return sorted(runs, key=key)[len(runs) // 2]
 
 
 @dataclass
@@ -64,7 +75,7 @@ class BenchRun:
 
     def ratio(self, measured: Measured) -> float:
         assert self.floor is not None
-        return measured.wrk.good_rate / self.floor.wrk.good_rate
+        return measured.ratio(self.floor)
 
 
 def _met(ok: bool) -> str:
@@ -74,14 +85,15 @@ def _met(ok: bool) -> str:
 def _throughput(run: BenchRun) -> str:
     assert run.floor is not None
     rows = [
-        "| scenario | req/s | p50 | p99 | x floor | not 2xx/3xx | others | notes |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "| scenario | req/s | p50 | p99 | x floor | floor beside | not 2xx/3xx | others | notes |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for m in [run.floor, *run.scenarios]:
         w = m.wrk
+        beside = f"{m.floor_rate:,.0f}" if m.floor_rate else "(median)"
         rows.append(
             f"| {m.label} | {w.good_rate:,.0f} | {w.p50_ms:.1f} ms | {w.p99_ms:.1f} ms "
-            f"| {run.ratio(m):.2f} | {w.bad_status + w.socket_errors} "
+            f"| {run.ratio(m):.2f} | {beside} | {w.bad_status + w.socket_errors} "
             f"| {m.others_cores:.2f} | {m.note} |"
         )
     return "\n".join(rows)
@@ -188,12 +200,13 @@ on the machine used up to {run.background_cores:.2f} cores between rows
 (near 0 on a quiet machine; more means noisier figures).
 
 Closed loop: wrk, {run.connections} connections, {run.threads} threads,
-{run.seconds:.0f} s per run, rows measured one after another in this run, except
-the floor and row b: three runs each, in turn (floor, b, floor, b, ...),
-each row showing its median run, so that the ratio the target is about
-compares runs made close together; and row d, three runs in a row, its
-median shown (one slow stretch of a shared machine moved a single run by
-a third).
+{run.seconds:.0f} s per run. Every ratio compares runs made back to back,
+since the speed a shared machine gives drifts within a run by more than
+the differences measured: the floor and row b three runs each, in turn
+(floor, b, floor, b, ...), each showing its median run; every other row
+runs right after a floor run of its own ("floor beside", its ratio's
+base), and row d three times so, its median ratio shown (one slow stretch
+moved a single run of it by a third).
 The floor is a bare FastAPI app on uvicorn (one worker, no access log)
 answering 302 from a dict (loadtests/floor.py). Access logs as shipped:
 one line for every request, in the gateway and in the services.
