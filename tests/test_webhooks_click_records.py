@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import orjson
@@ -21,8 +22,10 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from services.analytics.deadletter import DeadLetters
 from services.chassis.config import KafkaSettings
+from services.chassis.db import session_scope
 from services.chassis.events import CLICKS_TOPIC
 from services.webhooks.fanout import ClickFanout, ClickRecords, LinkFanout
+from services.webhooks.repository import LinkRepository
 from tests.accounts import register
 from tests.conftest import Infra
 from tests.test_analytics_consumer import new_code
@@ -111,3 +114,28 @@ def test_clicks_of_owners_without_a_click_endpoint_are_not_read(
     assert poison_read() - before == 2
     assert owed == 2
     assert held == {"parked": 1}
+
+
+async def learn_in_order(infra: Infra, code: str, changes: list[tuple[str, int]]) -> str | None:
+    """Learn (owner, minute) changes of ``code`` one batch each, in the order given."""
+    engine = engine_of(infra)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    base = datetime(2026, 12, 7, tzinfo=UTC)
+    try:
+        for owner, minute in changes:
+            async with session_scope(sessions) as session:
+                rows = [(code, uuid.UUID(owner), base + timedelta(minutes=minute))]
+                await LinkRepository(session).learn(rows)
+        async with session_scope(sessions) as session:
+            owner_id = (await LinkRepository(session).owners([code])).get(code)
+        return str(owner_id) if owner_id else None
+    finally:
+        await engine.dispose()
+
+
+def test_an_older_change_of_a_link_never_overwrites_a_newer_owner(infra: Infra) -> None:
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    code = new_code()
+    # The newer change (minute 2) arrives first, the older (minute 1) after it.
+    assert asyncio.run(learn_in_order(infra, code, [(second, 2), (first, 1)])) == second
+    assert asyncio.run(learn_in_order(infra, code, [(first, 3)])) == first

@@ -16,14 +16,12 @@ from typing import Any
 from sqlalchemy import (
     Table,
     and_,
-    bindparam,
-    cast,
     desc,
     exists,
     func,
     select,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, Insert, insert
+from sqlalchemy.dialects.postgresql import Insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.dml import ReturningInsert
@@ -35,6 +33,7 @@ from services.analytics.models import (
     KnownLink,
     ProcessedEvent,
 )
+from services.chassis.arrays import Row, columns, insert_from_arrays
 
 __all__ = [
     "EventRepository",
@@ -42,20 +41,6 @@ __all__ = [
     "RollupRepository",
     "StatsRepository",
 ]
-
-Row = tuple[Any, ...]
-
-
-def _from_arrays(table: Table, names: Sequence[str]) -> Insert:
-    """``INSERT INTO table (names) SELECT * FROM unnest(:name1, :name2, ...)``."""
-    arrays = [cast(bindparam(n), ARRAY(table.c[n].type)) for n in names]
-    source = func.unnest(*arrays).table_valued(*names).render_derived()
-    return insert(table).from_select(list(names), select(*source.c))
-
-
-def _columns(names: Sequence[str], rows: Sequence[Row]) -> dict[str, list[Any]]:
-    """Rows turned into one list per column, the shape ``unnest`` takes."""
-    return {name: list(values) for name, values in zip(names, zip(*rows, strict=True), strict=True)}
 
 
 class EventRepository:
@@ -79,7 +64,7 @@ class EventRepository:
 def _claim_statement() -> ReturningInsert[Any]:
     table = ProcessedEvent.__table__
     return (
-        _from_arrays(table, ["event_id"])  # type: ignore[arg-type]
+        insert_from_arrays(table, ["event_id"])  # type: ignore[arg-type]
         .on_conflict_do_nothing(index_elements=[ProcessedEvent.event_id])
         .returning(ProcessedEvent.event_id)
     )
@@ -93,13 +78,13 @@ class RollupRepository:
         """Add ``(key..., clicks, bot_clicks)`` rows to the counters of ``table``."""
         if rows:
             names = [column.name for column in table.columns]
-            await self.session.execute(_add_statement(table), _columns(names, rows))
+            await self.session.execute(_add_statement(table), columns(names, rows))
 
 
 @functools.cache
 def _add_statement(table: Table) -> Insert:
     # Keys first, then the two counters: the column order of every rollup table.
-    statement = _from_arrays(table, [column.name for column in table.columns])
+    statement = insert_from_arrays(table, [column.name for column in table.columns])
     return statement.on_conflict_do_update(
         index_elements=list(table.primary_key.columns),
         set_={
@@ -122,7 +107,7 @@ class LinkRepository:
         reused, and links do not change hands.
         """
         if rows:
-            await self.session.execute(_apply_statement(), _columns(_LINK_COLUMNS, rows))
+            await self.session.execute(_apply_statement(), columns(_LINK_COLUMNS, rows))
 
     async def get(self, code: str) -> KnownLink | None:
         return await self.session.get(KnownLink, code)
@@ -133,7 +118,7 @@ _LINK_COLUMNS = ("code", "owner_id", "deleted_at", "changed_at")
 
 @functools.cache
 def _apply_statement() -> Insert:
-    statement = _from_arrays(KnownLink.__table__, _LINK_COLUMNS)  # type: ignore[arg-type]
+    statement = insert_from_arrays(KnownLink.__table__, _LINK_COLUMNS)  # type: ignore[arg-type]
     new = statement.excluded
     return statement.on_conflict_do_update(
         index_elements=[KnownLink.code],

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, text
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Select, String, Uuid, bindparam, delete, func, select, text
+from sqlalchemy.dialects.postgresql import ARRAY, Insert, insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import ReturningDelete
 
+from services.chassis.arrays import any_of, columns, insert_from_arrays
 from services.webhooks.models import Endpoint, LinkOwner, ParkedClick
 
 __all__ = ["EndpointRepository", "LinkRepository"]
@@ -54,12 +57,8 @@ class EndpointRepository:
         """The enabled endpoints of these owners that take ``event_type``."""
         if not owner_ids:
             return []
-        query = select(Endpoint).where(
-            Endpoint.owner_id.in_(owner_ids),
-            Endpoint.enabled,
-            Endpoint.event_types.contains([event_type]),
-        )
-        return (await self.session.scalars(query)).all()
+        params = {"owners": list(owner_ids), "event_type": [event_type]}
+        return (await self.session.scalars(_subscribed_statement(), params)).all()
 
 
 class LinkRepository:
@@ -82,25 +81,15 @@ class LinkRepository:
 
     async def owners(self, codes: Sequence[str]) -> dict[str, uuid.UUID | None]:
         """The known codes among ``codes``, with their owner (None: anonymous)."""
-        query = select(LinkOwner.code, LinkOwner.owner_id).where(LinkOwner.code.in_(codes))
-        rows = (await self.session.execute(query)).all()
+        if not codes:
+            return {}
+        rows = (await self.session.execute(_owners_statement(), {"codes": list(codes)})).all()
         return {row.code: row.owner_id for row in rows}
 
     async def learn(self, rows: Sequence[tuple[str, uuid.UUID | None, datetime]]) -> None:
         """Upsert (code, owner, when); an older change never overwrites a newer one."""
-        if not rows:
-            return
-        statement = insert(LinkOwner).values(
-            [{"code": c, "owner_id": o, "changed_at": at} for c, o, at in rows]
-        )
-        excluded = statement.excluded
-        await self.session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[LinkOwner.code],
-                set_={"owner_id": excluded.owner_id, "changed_at": excluded.changed_at},
-                where=LinkOwner.changed_at <= excluded.changed_at,
-            )
-        )
+        if rows:
+            await self.session.execute(_learn_statement(), columns(_OWNER_COLUMNS, rows))
 
     async def park(self, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
@@ -111,5 +100,46 @@ class LinkRepository:
         """Take the parked clicks of ``codes`` (their owners are now known)."""
         if not codes:
             return []
-        statement = delete(ParkedClick).where(ParkedClick.code.in_(codes)).returning(ParkedClick)
-        return (await self.session.scalars(statement)).all()
+        parked = await self.session.scalars(_unpark_statement(), {"codes": list(codes)})
+        return parked.all()
+
+
+# Statements whose text is the same for any number of codes or rows
+# (services/chassis/arrays.py): compiled and prepared once, not per batch.
+_OWNER_COLUMNS = ("code", "owner_id", "changed_at")
+
+
+@functools.cache
+def _owners_statement() -> Select[str, uuid.UUID | None]:
+    return select(LinkOwner.code, LinkOwner.owner_id).where(
+        any_of(LinkOwner.code, "codes", String())
+    )
+
+
+@functools.cache
+def _learn_statement() -> Insert:
+    statement = insert_from_arrays(LinkOwner.__table__, _OWNER_COLUMNS)  # type: ignore[arg-type]
+    excluded = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=[LinkOwner.code],
+        set_={"owner_id": excluded.owner_id, "changed_at": excluded.changed_at},
+        where=LinkOwner.changed_at <= excluded.changed_at,
+    )
+
+
+@functools.cache
+def _unpark_statement() -> ReturningDelete[ParkedClick]:
+    return (
+        delete(ParkedClick)
+        .where(any_of(ParkedClick.code, "codes", String()))
+        .returning(ParkedClick)
+    )
+
+
+@functools.cache
+def _subscribed_statement() -> Select[Endpoint]:
+    return select(Endpoint).where(
+        any_of(Endpoint.owner_id, "owners", Uuid()),
+        Endpoint.enabled,
+        Endpoint.event_types.contains(bindparam("event_type", type_=ARRAY(String()))),
+    )
