@@ -16,6 +16,7 @@ parked clicks of a link that never shows up are pruned after
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,11 +24,12 @@ from typing import Any, TypeVar
 
 from opentelemetry import trace
 from sqlalchemy import insert as plain_insert
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql.dml import ReturningInsert
 
 from services.analytics.deadletter import DeadLetters, Poisoned
 from services.analytics.decoding import PoisonMessage
+from services.chassis.arrays import columns, insert_from_arrays
 from services.chassis.db import session_scope
 from services.chassis.tracing_kafka import traceparent_of
 from services.webhooks.metrics import EVENTS_FANNED_OUT
@@ -91,15 +93,8 @@ async def owe(
     for start in range(0, len(events), batch_max):
         chunk = events[start : start + batch_max]
         delivery_id = uuid.uuid4()
-        claims = insert(DeliveryEvent).values(
-            [
-                {"endpoint_id": endpoint_id, "event_id": e, "delivery_id": delivery_id}
-                for e, _, _ in chunk
-            ]
-        )
-        fresh = set(
-            await session.scalars(claims.on_conflict_do_nothing().returning(DeliveryEvent.event_id))
-        )
+        rows = [(endpoint_id, e, delivery_id) for e, _, _ in chunk]
+        fresh = set(await session.scalars(_claims(), columns(_CLAIM_COLUMNS, rows)))
         owed = [event for event in chunk if event[0] in fresh]
         data = [d for _, d, _ in owed]
         if not data:
@@ -129,6 +124,17 @@ async def _fan_out(
         triples = [(e.event_id, e.data, e.traceparent) for e in mine]
         new += await owe(session, endpoint.id, event_type, triples, batch_max=batch_max)
     return new
+
+
+_CLAIM_COLUMNS = ("endpoint_id", "event_id", "delivery_id")
+
+
+@functools.cache
+def _claims() -> ReturningInsert[str]:
+    """Claim (endpoint, event) pairs; the events not claimed before. One text
+    for any number of pairs (services/chassis/arrays.py)."""
+    statement = insert_from_arrays(DeliveryEvent.__table__, _CLAIM_COLUMNS)  # type: ignore[arg-type]
+    return statement.on_conflict_do_nothing().returning(DeliveryEvent.event_id)
 
 
 def _wants(endpoint: Endpoint, code: str) -> bool:
