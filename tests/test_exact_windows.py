@@ -8,29 +8,17 @@ script Redis has lost (a restart, SCRIPT FLUSH) is loaded again.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
-from collections.abc import AsyncIterator
 
-import pytest
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gateway.windows import ExactWindows, position
-from tests.conftest import Infra
+from tests.test_ratelimit import shared_redis
 
-# Databases the other rate-limit tests do not use (tests/test_ratelimit.py counts up from 2).
-_databases = itertools.count(12)
-
-
-@pytest.fixture
-async def redis(infra: Infra) -> AsyncIterator[Redis]:
-    client = Redis.from_url(f"redis://127.0.0.1:{infra.ports.redis}/{next(_databases)}")
-    await client.flushdb()
-    yield client
-    await client.flushdb()
-    await client.aclose()
+# A Redis database of its own per test, as in tests/test_ratelimit.py.
+redis = shared_redis
 
 
 def calls() -> tuple[float, float]:
