@@ -19,7 +19,9 @@ import httpx
 
 from chaos.latency import ComposeLatency, Latency, LocalLatency
 from infra.devstack import procfs
+from infra.devstack.managed import LOCALHOST
 from infra.devstack.procfs import signal_group
+from infra.devstack.stack import Ports
 from infra.devstack.state import Recorded, StateDir
 
 __all__ = ["ComposeTarget", "LocalTarget", "Target", "ready"]
@@ -59,7 +61,8 @@ class LocalTarget:
         entries = self._entries()
         if "gateway" not in entries:
             raise SystemExit("chaos: no local stack is running; start it with `make dev`")
-        self.gateway = self.gateway or entries["gateway"].url
+        # The port its replicas share, as users reach it; not one replica's own.
+        self.gateway = self.gateway or f"http://{LOCALHOST}:{Ports.from_env().gateway}"
         self._killed: dict[str, int] = {}
 
     def _entries(self) -> dict[str, Recorded]:

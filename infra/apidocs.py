@@ -149,7 +149,7 @@ def _serve_and_fetch() -> dict[str, dict[str, Any]]:
     try:
         processes = start_stack(ports, state)  # on failure it stops what it started
         try:
-            return fetch({spec.name: spec.url(ports) for spec in SERVICES})
+            return fetch({spec.service: spec.url(ports) for spec in SERVICES})
         finally:
             stop_stack(processes, state)
     finally:

@@ -37,8 +37,8 @@ import httpx
 import redis
 
 from infra.devstack.managed import ManagedProcess, free_port
-from infra.devstack.procfs import stack_rss_bytes
-from infra.devstack.stack import REPO_ROOT, Ports, start_stack, stop_stack
+from infra.devstack.procfs import stack_pss_bytes, stack_rss_bytes
+from infra.devstack.stack import REPO_ROOT, SERVICES, Ports, start_stack, stop_stack
 from infra.devstack.state import StateDir
 from loadtests.accounts import Account, create_link, list_codes, open_account, visitor_headers
 from loadtests.docpage import write_section
@@ -56,9 +56,9 @@ PROFILES = REPO_ROOT / ".devstack/bench/profile"
 # Runs of the floor and of row b each, in turn (Bench.measure_against_floor);
 # of row d, one after another.
 ROUNDS = 3
-HOT_ROW = "b. gateway, hot link (gateway's redirect cache), click recorded"
+HOT_ROW = "b. gateway (2 replicas), hot link (gateway's redirect cache), click recorded"
 DIRECT_ROW = "a. link service alone, cache hit"
-HOP_ROW = "b2. gateway → link, gateway cache off, link cache hit"
+HOP_ROW = "b2. gateway (1 process) → link, gateway cache off, link cache hit"
 CREATE_ROW = "d. create a link through the gateway (API key)"
 
 
@@ -87,6 +87,7 @@ def main() -> None:
     try:
         time.sleep(2)  # consumers join their groups: idle means settled
         run.idle_rss = {p.name: stack_rss_bytes([p.pid]) for p in processes}
+        run.idle_pss = {p.name: stack_pss_bytes([p.pid]) for p in processes}
         Bench(run, ports, processes, state).measure()
     finally:
         stop_stack(processes, state)
@@ -108,8 +109,11 @@ class Bench(Rows):
         self.state = state
         self.gateway = f"http://127.0.0.1:{ports.gateway}"
         self.link = f"http://127.0.0.1:{ports.link}"
-        # The services whose click buffers a row may overflow.
-        self.publishers = [self.gateway, self.link]
+        # The processes whose click buffers a row may overflow: each gateway
+        # replica asked on its own port, not whichever the shared one picks.
+        replicas = [s.url(ports) for s in SERVICES if s.service == "gateway"]
+        self.stack_publishers = [*replicas, self.link]
+        self.publishers = self.stack_publishers
 
     def measure(self) -> None:
         port = free_port()
@@ -133,7 +137,7 @@ class Bench(Rows):
             direct = self.beside_floor(
                 lambda: self.closed(DIRECT_ROW, self.link + path, headers=visitor_headers(path))
             )
-            watched = {"gateway (row b)": self.pids["gateway"]}
+            watched = {"gateway (row b, one of its two replicas)": self.pids["gateway"]}
             run.profiled_rate = self.profile(self.gateway + path, watched)
             hop = self.measure_link_hop(path)
             body = post_json_script('{"url": "https://example.com/created-by-bench"}')
@@ -192,7 +196,7 @@ class Bench(Rows):
                 self.run.profiled_hop_rate = self.profile(url + path, watched)
             finally:
                 self.pids["gateway"] = stack_gateway
-                self.publishers = [self.gateway, self.link]
+                self.publishers = self.stack_publishers
         return measured
 
     def fresh_codes(

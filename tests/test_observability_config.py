@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from infra.devstack.prometheus import render_config
+from infra.devstack.stack import Ports, scrape_targets
 from infra.grafana.__main__ import rendered
 from tests.evidence import Evidence
 from tests.observability import (
@@ -33,8 +34,16 @@ RUNBOOK_SECTIONS = ("## Symptoms", "## Dashboards", "## Checks", "## Mitigation"
 def test_prometheus_configs_are_valid(tmp_path: Path) -> None:
     run_tool("promtool", "check", "config", PROMETHEUS_DIR / "prometheus-compose.yml")
     local = tmp_path / "prometheus.yml"
-    local.write_text(render_config({"gateway": 8000, "link": 8001}))
+    local.write_text(render_config(scrape_targets(Ports())))
     run_tool("promtool", "check", "config", local)
+    jobs = {
+        c["job_name"]: c["static_configs"]
+        for c in json.loads(local.read_text().split("\n", 1)[1])["scrape_configs"]
+    }
+    # One job per service, as compose's config has it: the gateway's replicas
+    # each scraped on their own port, so their counters are not mixed.
+    assert jobs["gateway"] == [{"targets": ["127.0.0.1:8010", "127.0.0.1:8011"]}]
+    assert jobs["link"] == [{"targets": ["127.0.0.1:8001"]}]
 
 
 def test_rules_are_valid_and_their_unit_tests_pass(evidence: Evidence) -> None:

@@ -166,7 +166,7 @@ def _query(port: int, promql: str) -> list[dict[str, Any]]:
 def test_the_local_prometheus_scrapes_every_process_and_evaluates_the_rules(
     urls: dict[str, str], exposed: tuple[str, dict[str, Exposed]], tmp_path: Path
 ) -> None:
-    targets = {job: int(urlsplit(url).port or 0) for job, url in urls.items()}
+    targets = {job: [int(urlsplit(url).port or 0)] for job, url in urls.items()}
     port = free_port()
     prometheus = start_prometheus(port, targets, tmp_path / "prometheus", tmp_path / "prom.log")
     if prometheus is None:

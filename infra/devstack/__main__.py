@@ -20,9 +20,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from infra.devstack.managed import exit_reason, log_tail
+from infra.devstack.managed import LOCALHOST, exit_reason, log_tail
 from infra.devstack.processes import DevstackError, ManagedProcess, ensure_ports_free
-from infra.devstack.procfs import age_seconds, stack_rss_bytes
+from infra.devstack.procfs import age_seconds, stack_pss_bytes, stack_rss_bytes
 from infra.devstack.stack import ENTRYPOINT, Ports, start_stack, stop_stack
 from infra.devstack.state import RUNNER, Recorded, StateDir, state_root
 from infra.devstack.supervisor import Supervisor, relaunchers
@@ -46,8 +46,12 @@ def _table(entries: Sequence[Recorded], state: StateDir) -> str:
     rows += [(e.name, str(e.pid), e.url, _shown(e.log)) for e in entries]
     widths = [max(len(row[column]) for row in rows) for column in range(4)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
-    rss = stack_rss_bytes(e.pid for e in entries)
-    lines.append(f"memory: {rss / 2**20:.0f} MiB resident (these processes and their children)")
+    pids = [e.pid for e in entries]
+    rss, pss = stack_rss_bytes(pids), stack_pss_bytes(pids)
+    lines.append(
+        f"memory: {pss / 2**20:.0f} MiB proportional, {rss / 2**20:.0f} MiB resident"
+        " (these processes and their children; resident counts shared pages once per process)"
+    )
     lines.append(f"postgres data: {_shown(state.postgres_data)}")
     return "\n".join(line.rstrip() for line in lines)
 
@@ -63,7 +67,8 @@ def up(state: StateDir, ports: Ports) -> int:
     try:
         procs = start_stack(ports, state, monitoring=True)
         entries = [e for e in state.recorded() if e.name != RUNNER]
-        entrypoint = next(e.url for e in entries if e.name == ENTRYPOINT)
+        # The port its replicas share, not one replica's own.
+        entrypoint = f"http://{LOCALHOST}:{ports.gateway}"
         print(_table(entries, state))
         print(f"\n{ENTRYPOINT}: {entrypoint}\nAPI docs: {entrypoint}/docs")
         monitor = next((e.url for e in entries if e.name == "prometheus"), None)

@@ -7,7 +7,7 @@ The settings use the names compose and Kubernetes use too
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 
 from infra.devstack.processes import LOCALHOST, DevstackError, free_port
@@ -19,6 +19,7 @@ __all__ = [
     "analytics_env",
     "database_url",
     "gateway_env",
+    "gateway_replica_env",
     "link_env",
     "user_env",
     "webhooks_env",
@@ -27,17 +28,22 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Ports:
-    """Every port the stack listens on; the field name is the process name."""
+    """Every port the stack listens on; the field name is the process name,
+    but for the gateway: its replicas share ``gateway`` and each has its own."""
 
     postgres: int = 55432  # beside, not on, a system Postgres (5432) and Redis (6379)
     redis: int = 56379
     broker: int = 59092
-    gateway: int = 8000
+    gateway: int = 8000  # shared by the gateway's replicas (SO_REUSEPORT)
     link: int = 8001
     user: int = 8002
     analytics: int = 8003
     webhooks: int = 8004
     prometheus: int = 59090  # beside, not on, a system Prometheus (9090)
+    # Each gateway replica's own port, for what must reach that one process:
+    # its readiness, its /metrics (GATEWAY_OWN_PORT).
+    gateway_1: int = 8010
+    gateway_2: int = 8011
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Ports:
@@ -151,3 +157,13 @@ def gateway_env(ports: Ports) -> dict[str, str]:
         "GATEWAY_KAFKA_ENABLE_IDEMPOTENCE": "false",
         "GATEWAY_IP_HASH_KEY": IP_HASH_KEY,
     }
+
+
+def gateway_replica_env(own_port: str) -> Callable[[Ports], dict[str, str]]:
+    """The settings of one gateway replica: the gateway's, and ``own_port``
+    (a field of Ports) to answer on alone."""
+
+    def env(ports: Ports) -> dict[str, str]:
+        return gateway_env(ports) | {"GATEWAY_OWN_PORT": str(ports.by_name()[own_port])}
+
+    return env

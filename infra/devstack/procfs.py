@@ -20,9 +20,11 @@ __all__ = [
     "age_seconds",
     "cmdline",
     "descendants",
+    "pss_bytes",
     "rss_bytes",
     "running",
     "signal_group",
+    "stack_pss_bytes",
     "stack_rss_bytes",
     "terminate",
 ]
@@ -102,6 +104,26 @@ def stack_rss_bytes(pids: Iterable[int]) -> int:
     every backend maps) are counted once per process that touched them.
     """
     return sum(rss_bytes(pid) for pid in descendants(pids))
+
+
+def pss_bytes(pid: int) -> int:
+    """Proportional set size of one process: its private pages, and each page it
+    shares with n processes as 1/n of a page; 0 when it is gone."""
+    try:
+        lines = (_PROC / str(pid) / "smaps_rollup").read_text().splitlines()
+    except OSError:  # gone, or a kernel thread / zombie without a memory map
+        return 0
+    for line in lines:
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) * 1024  # reported in kB
+    return 0
+
+
+def stack_pss_bytes(pids: Iterable[int]) -> int:
+    """The memory ``pids`` and all their descendants take from the machine:
+    summed PSS counts every page once, however many of them map it (Postgres's
+    shared buffers, one process's code pages mapped by another)."""
+    return sum(pss_bytes(pid) for pid in descendants(pids))
 
 
 def signal_group(pgid: int, sig: signal.Signals) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import httpx
@@ -35,8 +35,8 @@ def prometheus_binary() -> str | None:
     return shutil.which("prometheus")
 
 
-def render_config(targets: Mapping[str, int], rules_dir: Path = RULES_DIR) -> str:
-    """The config for ``targets`` (job name -> port on 127.0.0.1), as YAML.
+def render_config(targets: Mapping[str, Sequence[int]], rules_dir: Path = RULES_DIR) -> str:
+    """The config for ``targets`` (job name -> its ports on 127.0.0.1), as YAML.
 
     JSON is YAML, so no YAML writer is needed; the job names are the service
     names, exactly as in infra/prometheus/prometheus-compose.yml, so the same
@@ -46,8 +46,11 @@ def render_config(targets: Mapping[str, int], rules_dir: Path = RULES_DIR) -> st
         "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
         "rule_files": [str(path) for path in sorted(rules_dir.glob("*.yml"))],
         "scrape_configs": [
-            {"job_name": job, "static_configs": [{"targets": [f"{LOCALHOST}:{port}"]}]}
-            for job, port in targets.items()
+            {
+                "job_name": job,
+                "static_configs": [{"targets": [f"{LOCALHOST}:{port}" for port in ports]}],
+            }
+            for job, ports in targets.items()
         ],
     }
     header = "# Written by infra/devstack/prometheus.py at each start; edits are lost.\n"
@@ -55,7 +58,7 @@ def render_config(targets: Mapping[str, int], rules_dir: Path = RULES_DIR) -> st
 
 
 def start_prometheus(
-    port: int, targets: Mapping[str, int], state_dir: Path, log_path: Path
+    port: int, targets: Mapping[str, Sequence[int]], state_dir: Path, log_path: Path
 ) -> ManagedProcess | None:
     """Run Prometheus on ``port`` until it reports ready; None when it is not installed."""
     binary = prometheus_binary()

@@ -20,6 +20,7 @@ from infra.devstack.environment import (
     analytics_env,
     database_url,
     gateway_env,
+    gateway_replica_env,
     link_env,
     user_env,
     webhooks_env,
@@ -55,6 +56,7 @@ __all__ = [
     "database_url",
     "infra_urls",
     "launch_service",
+    "scrape_targets",
     "service_env",
     "stack_rss_bytes",
     "start_stack",
@@ -69,17 +71,27 @@ ENTRYPOINT = "gateway"
 
 @dataclass(frozen=True)
 class ServiceSpec:
-    """One of our Python services, run as ``python -m <module> <serve...>``."""
+    """One process of our Python services, run as ``python -m <module> <serve...>``."""
 
-    name: str  # also its field in Ports, its log and its pid file
+    name: str  # its log and its pid file; its field in Ports unless ``port`` says
     module: str
     env: Callable[[Ports], dict[str, str]]
     serve: tuple[str, ...] = ()
     migrate: tuple[str, ...] | None = None  # run to completion before serve
     database: str | None = None  # role, password and database share this name
+    port: str = ""  # the field in Ports this process alone answers on, if not ``name``
+
+    @property
+    def service(self) -> str:
+        """The service it is a process of: its Prometheus job, its settings' name."""
+        return self.module.rpartition(".")[2]
+
+    def own_port(self, ports: Ports) -> int:
+        return ports.by_name()[self.port or self.name]
 
     def url(self, ports: Ports) -> str:
-        return f"http://{LOCALHOST}:{ports.by_name()[self.name]}"
+        """Where this process, and no other, answers."""
+        return f"http://{LOCALHOST}:{self.own_port(ports)}"
 
 
 SERVICES: tuple[ServiceSpec, ...] = (
@@ -106,13 +118,35 @@ SERVICES: tuple[ServiceSpec, ...] = (
         migrate=("migrate",),
         database="webhooks",
     ),
-    ServiceSpec("gateway", "gateway", gateway_env),
+    # Two replicas, as compose and Kubernetes run it, on one port (SO_REUSEPORT:
+    # the kernel spreads connections over them) and each on its own
+    # (docs/adr/0019-the-local-gateway-runs-two-replicas.md).
+    ServiceSpec("gateway", "gateway", gateway_replica_env("gateway_1"), port="gateway_1"),
+    ServiceSpec("gateway-2", "gateway", gateway_replica_env("gateway_2"), port="gateway_2"),
 )
+_SETTINGS = {
+    "link": link_env,
+    "user": user_env,
+    "analytics": analytics_env,
+    "webhooks": webhooks_env,
+    "gateway": gateway_env,
+}
 
 
 def service_env(ports: Ports) -> dict[str, dict[str, str]]:
-    """Each service's settings for ``ports``, under the names compose and Kubernetes use too."""
-    return {spec.name: spec.env(ports) for spec in SERVICES}
+    """Each service's settings for ``ports``, under the names compose and Kubernetes use
+    too; a gateway replica adds its own port (``gateway_replica_env``)."""
+    return {name: env(ports) for name, env in _SETTINGS.items()}
+
+
+def scrape_targets(
+    ports: Ports, services: Sequence[ServiceSpec] = SERVICES
+) -> dict[str, list[int]]:
+    """Prometheus's jobs: each service, with the own port of every process of it."""
+    targets: dict[str, list[int]] = {}
+    for spec in services:
+        targets.setdefault(spec.service, []).append(spec.own_port(ports))
+    return targets
 
 
 def infra_urls(ports: Ports) -> dict[str, str]:
@@ -168,7 +202,7 @@ def start_stack(
         for proc, spec in zip(launched, services, strict=True):
             wait_http_ready(proc, f"{spec.url(ports)}/readyz")
         if monitoring:
-            targets = {spec.name: ports.by_name()[spec.name] for spec in services}
+            targets = scrape_targets(ports, services)
             prom = start_prometheus(
                 ports.prometheus, targets, state.root / "prometheus", state.log("prometheus")
             )

@@ -31,7 +31,14 @@ from infra.devstack.postgres import start_postgres
 from infra.devstack.processes import create_topics, start_broker, start_redis, wait_http_ready
 from infra.devstack.procfs import listens_on
 from infra.devstack.prometheus import start_prometheus
-from infra.devstack.stack import SERVICES, Ports, ServiceSpec, infra_urls, launch_service
+from infra.devstack.stack import (
+    SERVICES,
+    Ports,
+    ServiceSpec,
+    infra_urls,
+    launch_service,
+    scrape_targets,
+)
 from infra.devstack.state import StateDir
 from services.chassis.events import TOPICS
 
@@ -39,7 +46,7 @@ __all__ = ["Supervisor", "relaunchers"]
 
 Relaunch = Callable[[], ManagedProcess]
 # Listening with SO_REUSEPORT (GATEWAY_REUSE_PORT), so restarted without a gap.
-ROLLING = frozenset({"gateway"})
+ROLLING = frozenset(spec.name for spec in SERVICES if spec.service == "gateway")
 
 
 def relaunchers(ports: Ports, state: StateDir) -> dict[str, tuple[Relaunch, str]]:
@@ -60,9 +67,11 @@ def relaunchers(ports: Ports, state: StateDir) -> dict[str, tuple[Relaunch, str]
         return proc
 
     def prometheus() -> ManagedProcess:
-        targets = {spec.name: ports.by_name()[spec.name] for spec in SERVICES}
         proc = start_prometheus(
-            ports.prometheus, targets, state.root / "prometheus", state.log("prometheus")
+            ports.prometheus,
+            scrape_targets(ports),
+            state.root / "prometheus",
+            state.log("prometheus"),
         )
         if proc is None:
             raise DevstackError("prometheus is no longer installed")
@@ -80,12 +89,12 @@ def relaunchers(ports: Ports, state: StateDir) -> dict[str, tuple[Relaunch, str]
 
 
 def _service(spec: ServiceSpec, ports: Ports, state: StateDir) -> Relaunch:
-    port = ports.by_name()[spec.name]
+    port = spec.own_port(ports)
 
     def relaunch() -> ManagedProcess:
         proc = launch_service(spec, ports, state)
         if spec.name in ROLLING:
-            # The port may be answered by the old process too: wait until this
+            # Its ports may be answered by the old process too: wait until this
             # one listens, which uvicorn does only once the app has started.
             ready = functools.partial(listens_on, proc.pid, port)
             wait_ready(proc, ready, 30, f"listen on port {port}")

@@ -39,6 +39,10 @@ class ServiceSettings(BaseSettings):
     # Bind with SO_REUSEPORT, so that a new process can listen beside this one
     # before it stops: a rolling restart on one host with no refused connection.
     reuse_port: bool = False
+    # A second port this process listens on alone, where several processes
+    # share ``port`` (SO_REUSEPORT): its readiness and its /metrics must be
+    # asked of it, not of whichever process the kernel picks.
+    own_port: int | None = Field(None, ge=1, le=65535)
 
 
 class DatabaseSettings(BaseSettings):

@@ -55,22 +55,28 @@ def serve(app: ASGIApp, settings: ServiceSettings, service: str) -> None:
     # At SIGTERM uvicorn stops listening, lets in-flight requests finish (within
     # the bound), closes idle connections, then runs the lifespan's shutdown:
     # buffered events are flushed there.
-    server.run(sockets=[_listen(settings)] if settings.reuse_port else None)
+    sockets = [_bind(settings.host, settings.port, settings.reuse_port)]
+    if settings.own_port is not None:
+        sockets.append(_bind(settings.host, settings.own_port, settings.reuse_port))
+    server.run(sockets=sockets)
     if not server.started:
         sys.exit(3)  # as uvicorn.run does: the app failed to start
 
 
-def _listen(settings: ServiceSettings) -> socket.socket:
-    """A socket that another process may bind too (SO_REUSEPORT): the kernel
-    spreads new connections over every process listening.
+def _bind(host: str, port: int, reuse_port: bool) -> socket.socket:
+    """A bound socket, not yet listening: uvicorn listens once the app has
+    started, so no connection waits on a process still starting up, and
+    "this process listens" means "this process is ready" to whoever rolls it.
 
-    Bound, not yet listening: uvicorn listens once the app has started, so
-    no connection waits on a process still starting up, and "this process
-    listens" means "this process is ready" to whoever rolls it.
+    With ``reuse_port``, another process may bind the port too
+    (SO_REUSEPORT): the kernel spreads new connections over every process
+    listening, which is how the local stack runs gateway replicas side by
+    side and rolls one without a refused connection.
     """
-    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((settings.host, settings.port))
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
     return sock
