@@ -64,9 +64,10 @@ class Row:
     def ratio(self) -> float:
         return self.gateway.wrk.good_rate / self.floor.wrk.good_rate
 
-    def cpu_ms(self, process: str) -> float:
-        """CPU per redirect in ``process``, milliseconds."""
-        return 1000 * self.gateway.cpu_seconds[process] / max(self.gateway.wrk.requests, 1)
+    def cpu_ms(self, service: str) -> float:
+        """CPU per redirect in the processes of ``service``, milliseconds."""
+        spent = self.gateway.service_cpu_seconds(service)
+        return 1000 * spent / max(self.gateway.wrk.requests, 1)
 
 
 def main() -> None:

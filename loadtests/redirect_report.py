@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -42,6 +43,11 @@ class Measured:
     # The floor's rate in the run just before this one (loadtests/rows.py);
     # None for the floor itself and row b, which alternate with it.
     floor_rate: float | None = None
+
+    def service_cpu_seconds(self, service: str) -> float:
+        """CPU of every replica of ``service``: ``gateway`` and ``gateway-2``, say."""
+        replica = re.compile(rf"{re.escape(service)}(-\d+)?")
+        return sum(spent for name, spent in self.cpu_seconds.items() if replica.fullmatch(name))
 
     def ratio(self, floor: Measured) -> float:
         """This run's rate over the floor beside it, or over ``floor`` if none."""
