@@ -19,9 +19,7 @@ import httpx
 
 from chaos.latency import ComposeLatency, Latency, LocalLatency
 from infra.devstack import procfs
-from infra.devstack.managed import LOCALHOST
 from infra.devstack.procfs import signal_group
-from infra.devstack.stack import Ports
 from infra.devstack.state import Recorded, StateDir
 
 __all__ = ["ComposeTarget", "LocalTarget", "Target", "ready"]
@@ -61,8 +59,12 @@ class LocalTarget:
         entries = self._entries()
         if "gateway" not in entries:
             raise SystemExit("chaos: no local stack is running; start it with `make dev`")
-        # The port its replicas share, as users reach it; not one replica's own.
-        self.gateway = self.gateway or f"http://{LOCALHOST}:{Ports.from_env().gateway}"
+        # The replica the experiments act on, at its own port: its faults, its
+        # breakers and its memory of redirects are one process's. Through the
+        # port both replicas share, the kernel picks a replica per connection,
+        # so a few keep-alive connections would teach one replica the links
+        # and leave the other nothing to replay (ADR 0019).
+        self.gateway = self.gateway or entries["gateway"].url
         self._killed: dict[str, int] = {}
 
     def _entries(self) -> dict[str, Recorded]:
