@@ -7,7 +7,7 @@ The settings use the names compose and Kubernetes use too
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 
 from infra.devstack.processes import LOCALHOST, DevstackError, free_port
@@ -19,7 +19,6 @@ __all__ = [
     "analytics_env",
     "database_url",
     "gateway_env",
-    "gateway_replica_env",
     "link_env",
     "user_env",
     "webhooks_env",
@@ -157,13 +156,3 @@ def gateway_env(ports: Ports) -> dict[str, str]:
         "GATEWAY_KAFKA_ENABLE_IDEMPOTENCE": "false",
         "GATEWAY_IP_HASH_KEY": IP_HASH_KEY,
     }
-
-
-def gateway_replica_env(own_port: str) -> Callable[[Ports], dict[str, str]]:
-    """The settings of one gateway replica: the gateway's, and ``own_port``
-    (a field of Ports) to answer on alone."""
-
-    def env(ports: Ports) -> dict[str, str]:
-        return gateway_env(ports) | {"GATEWAY_OWN_PORT": str(ports.by_name()[own_port])}
-
-    return env

@@ -20,7 +20,6 @@ from infra.devstack.environment import (
     analytics_env,
     database_url,
     gateway_env,
-    gateway_replica_env,
     link_env,
     user_env,
     webhooks_env,
@@ -93,6 +92,14 @@ class ServiceSpec:
         """Where this process, and no other, answers."""
         return f"http://{LOCALHOST}:{self.own_port(ports)}"
 
+    def process_env(self, ports: Ports) -> dict[str, str]:
+        """The service's settings, and the port this process answers on alone
+        where it shares the service's port with other replicas."""
+        env = self.env(ports)
+        if self.port:
+            env[f"{self.service.upper()}_OWN_PORT"] = str(self.own_port(ports))
+        return env
+
 
 SERVICES: tuple[ServiceSpec, ...] = (
     # In start order: each service only calls those above it.
@@ -121,22 +128,15 @@ SERVICES: tuple[ServiceSpec, ...] = (
     # Two replicas, as compose and Kubernetes run it, on one port (SO_REUSEPORT:
     # the kernel spreads connections over them) and each on its own
     # (docs/adr/0019-the-local-gateway-runs-two-replicas.md).
-    ServiceSpec("gateway", "gateway", gateway_replica_env("gateway_1"), port="gateway_1"),
-    ServiceSpec("gateway-2", "gateway", gateway_replica_env("gateway_2"), port="gateway_2"),
+    ServiceSpec("gateway", "gateway", gateway_env, port="gateway_1"),
+    ServiceSpec("gateway-2", "gateway", gateway_env, port="gateway_2"),
 )
-_SETTINGS = {
-    "link": link_env,
-    "user": user_env,
-    "analytics": analytics_env,
-    "webhooks": webhooks_env,
-    "gateway": gateway_env,
-}
 
 
 def service_env(ports: Ports) -> dict[str, dict[str, str]]:
     """Each service's settings for ``ports``, under the names compose and Kubernetes use
-    too; a gateway replica adds its own port (``gateway_replica_env``)."""
-    return {name: env(ports) for name, env in _SETTINGS.items()}
+    too; a gateway replica adds its own port (``ServiceSpec.process_env``)."""
+    return {spec.service: spec.env(ports) for spec in SERVICES}
 
 
 def scrape_targets(
@@ -222,7 +222,8 @@ def _migrate(spec: ServiceSpec, ports: Ports) -> None:
 def launch_service(spec: ServiceSpec, ports: Ports, state: StateDir) -> ManagedProcess:
     """Start one service process of the stack, logging to its file in ``state``; not awaited."""
     args = ["-m", spec.module, *spec.serve]
-    return start_python(spec.name, args, spec.env(ports), state.log(spec.name), None, cwd=REPO_ROOT)
+    env = spec.process_env(ports)
+    return start_python(spec.name, args, env, state.log(spec.name), None, cwd=REPO_ROOT)
 
 
 def stop_stack(started: Sequence[ManagedProcess], state: StateDir) -> list[tuple[str, int]]:
