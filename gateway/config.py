@@ -6,8 +6,8 @@ from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from services.chassis.config import (
+    ClickPublisherSettings,
     InternalAuthSettings,
-    KafkaSettings,
     RedisSettings,
     ServiceSettings,
 )
@@ -15,7 +15,7 @@ from services.chassis.config import (
 __all__ = ["GatewaySettings"]
 
 
-class GatewaySettings(ServiceSettings, RedisSettings, KafkaSettings, InternalAuthSettings):
+class GatewaySettings(ServiceSettings, RedisSettings, ClickPublisherSettings, InternalAuthSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore", frozen=True)
 
     port: int = Field(8000, ge=1, le=65535)
@@ -66,7 +66,6 @@ class GatewaySettings(ServiceSettings, RedisSettings, KafkaSettings, InternalAut
     # The key the link service hashes client addresses with (LINK_IP_HASH_KEY):
     # the gateway publishes the clicks of replayed redirects itself.
     ip_hash_key: SecretStr | None = None
-    click_buffer_capacity: int = Field(100_000, ge=1)
     # Comma-separated CIDRs of proxies in front of the gateway (an nginx edge,
     # a load balancer) whose X-Forwarded-For is believed. Empty: none.
     trusted_proxies: str = ""

@@ -64,7 +64,7 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
         limiter = RateLimiter(settings)
         limiter.start()
         # Only the clicks of redirects the gateway answers itself (gateway/stale.py).
-        clicks = EventPublisher(settings, CLICKS_TOPIC, capacity=settings.click_buffer_capacity)
+        clicks = EventPublisher.for_clicks(settings, CLICKS_TOPIC)
         await clicks.start()
         redirects = StaleRedirects(
             settings.stale_max_entries,

@@ -33,7 +33,7 @@ from aiokafka import AIOKafkaProducer
 from opentelemetry.trace import SpanContext
 from prometheus_client import Counter, Gauge
 
-from services.chassis.config import KafkaSettings
+from services.chassis.config import ClickPublisherSettings, KafkaSettings
 from services.chassis.kafka_batches import Partitions, send_batches
 from services.chassis.repeats import SUMMARY_SECONDS, quiet_aiokafka
 from services.chassis.tasks import finish_within
@@ -132,6 +132,16 @@ class EventPublisher:
         self._dropped_full = EVENTS_DROPPED.labels(topic, "buffer_full")
         self._last_drop_log = 0.0
         self._partitions = Partitions()
+
+    @classmethod
+    def for_clicks(cls, settings: ClickPublisherSettings, topic: str) -> EventPublisher:
+        """The click publisher of a gateway or a link service, as configured."""
+        return cls(
+            settings,
+            topic,
+            capacity=settings.click_buffer_capacity,
+            linger_seconds=settings.click_linger_ms / 1000,
+        )
 
     @property
     def connected(self) -> bool:

@@ -6,9 +6,9 @@ from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from services.chassis.config import (
+    ClickPublisherSettings,
     DatabaseSettings,
     InternalAuthSettings,
-    KafkaSettings,
     PruneSettings,
     RedisSettings,
     ServiceSettings,
@@ -21,7 +21,7 @@ class LinkSettings(
     ServiceSettings,
     DatabaseSettings,
     RedisSettings,
-    KafkaSettings,
+    ClickPublisherSettings,
     InternalAuthSettings,
     PruneSettings,
 ):
@@ -41,7 +41,6 @@ class LinkSettings(
     negative_cache_ttl_seconds: int = Field(60, ge=1)
     # How long browsers may keep a 301/308; cached visits are not counted.
     permanent_redirect_max_age_seconds: int = Field(3600, ge=0)
-    click_buffer_capacity: int = Field(100_000, ge=1)
     # Key of the HMAC that turns client addresses into visitor ids. Set it in
     # every real deployment: without it each process draws its own, and the
     # same visitor counts once per process.

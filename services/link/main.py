@@ -38,7 +38,7 @@ def create_app(settings: LinkSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
         redis = create_redis(settings)
-        publisher = EventPublisher(settings, CLICKS_TOPIC, capacity=settings.click_buffer_capacity)
+        publisher = EventPublisher.for_clicks(settings, CLICKS_TOPIC)
         await publisher.start()
         key = settings.ip_hash_key.get_secret_value().encode() if settings.ip_hash_key else None
         app.state.settings = settings
