@@ -6,11 +6,12 @@ table, and a link clicked 400 times in a batch costs one row update, not 400.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+import functools
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from services.analytics.classify import Agent, AgentClassifier, referrer_domain
 from services.analytics.decoding import Click
@@ -20,9 +21,9 @@ __all__ = ["ClassifiedClick", "Rollup", "classify_clicks"]
 Row = tuple[Any, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class ClassifiedClick:
-    """A click with everything the rollups need, in UTC buckets."""
+class ClassifiedClick(NamedTuple):
+    """A click with everything the rollups need, in UTC buckets. (A tuple: a
+    frozen dataclass cost 1.7 µs to build, a fifth of a click's classifying.)"""
 
     event_id: str
     code: str
@@ -31,6 +32,10 @@ class ClassifiedClick:
     referrer: str
     agent: Agent
     ip_hash: str | None
+
+
+# Referrers repeat as User-Agents do; urlsplit costs ~1 µs a click.
+_referrer_domain: Callable[[str | None], str] = functools.lru_cache(maxsize=4096)(referrer_domain)
 
 
 def classify_clicks(clicks: Iterable[Click], classifier: AgentClassifier) -> list[ClassifiedClick]:
@@ -45,7 +50,7 @@ def classify_clicks(clicks: Iterable[Click], classifier: AgentClassifier) -> lis
                 click.code,
                 hour,
                 hour.date(),
-                referrer_domain(click.referrer),
+                _referrer_domain(click.referrer),
                 classifier.classify(click.user_agent),
                 click.ip_hash,
             )
@@ -69,23 +74,25 @@ class Rollup:
 
     @classmethod
     def of(cls, clicks: Iterable[ClassifiedClick]) -> Rollup:
+        # Clicks alike in every counted respect are counted together first:
+        # in a batch, most of a link's clicks share the hour and the headers.
+        alike = Counter((c.code, c.hour, c.day, c.referrer, c.agent) for c in clicks)
         rollup = cls()
-        for click in clicks:
-            slot = 1 if click.agent.bot else 0
-            rollup.hourly[click.code, click.hour][slot] += 1
-            rollup.daily[click.code, click.day][slot] += 1
-            agent = click.agent
+        for (code, hour, day, referrer, agent), n in alike.items():
+            slot = 1 if agent.bot else 0
+            rollup.hourly[code, hour][slot] += n
+            rollup.daily[code, day][slot] += n
             for dimension, value in (
-                ("referrer", click.referrer),
+                ("referrer", referrer),
                 ("device", agent.device),
                 ("browser", agent.browser),
                 ("os", agent.os),
             ):
-                rollup.by_dimension[click.code, click.day, dimension, value][slot] += 1
-            if click.agent.bot:
-                rollup.bots += 1
+                rollup.by_dimension[code, day, dimension, value][slot] += n
+            if agent.bot:
+                rollup.bots += n
             else:
-                rollup.humans += 1
+                rollup.humans += n
         return rollup
 
     @staticmethod
