@@ -43,7 +43,6 @@ from infra.devstack.state import StateDir
 from loadtests.accounts import Account, create_link, list_codes, open_account, visitor_headers
 from loadtests.docpage import write_section
 from loadtests.floor import FLOOR_CODE
-from loadtests.openloop import run_open_loop
 from loadtests.profile import profile_under_load
 from loadtests.redirect_report import BenchRun, Measured, median_run, render
 from loadtests.rows import FLOOR_ROW, Rows
@@ -158,10 +157,7 @@ class Bench(Rows):
             cold = self.beside_floor(lambda: self.measure_misses(codes))
             run.scenarios = [direct, hot, hop, cold, create]
             http.get(path)  # back in the cache after the flush
-            self.settle()
-            result = run_open_loop(self.gateway + path, rate=run.offered_rate, seconds=run.seconds)
-            run.open_loop.append(("gateway, hot link", result))
-            print(f"open loop, gateway: p99 {result.percentile(99):,.1f} ms")
+            self.open_loop("gateway, hot link", self.gateway + path)
 
     def measure_against_floor(self, hot_url: str) -> Measured:
         """The floor and row b, in turn, ``ROUNDS`` times each; each row is its
@@ -172,9 +168,7 @@ class Bench(Rows):
         for _ in range(ROUNDS):
             floors.append(self.closed(FLOOR_ROW, self.floor_url))
             hots.append(self.closed(HOT_ROW, hot_url))
-        self.settle()
-        result = run_open_loop(self.floor_url, rate=self.run.offered_rate, seconds=self.run.seconds)
-        self.run.open_loop.append(("floor", result))
+        self.open_loop("floor", self.floor_url)
         self.run.floor = median_run(floors)
         return median_run(hots)
 
@@ -187,11 +181,7 @@ class Bench(Rows):
             self.publishers = [url, self.link]
             try:
                 measured = self.beside_floor(lambda: self.closed(HOP_ROW, url + path))
-                self.settle()
-                result = run_open_loop(
-                    url + path, rate=self.run.offered_rate, seconds=self.run.seconds
-                )
-                self.run.open_loop.append(("gateway → link, gateway cache off", result))
+                self.open_loop("gateway → link, gateway cache off", url + path)
                 watched = {"gateway (row b2)": pid, "link (row b2)": self.pids["link"]}
                 self.run.profiled_hop_rate = self.profile(url + path, watched)
             finally:

@@ -64,6 +64,19 @@ def median_run(runs: list[Measured]) -> Measured:
 
 
 @dataclass
+class OpenLoopRun:
+    """One open-loop run, and the CPU each process spent during it."""
+
+    label: str
+    result: OpenLoopResult
+    cpu_seconds: dict[str, float]
+    machine_cores: float  # the whole machine, the generator included
+
+    def ms_per_request(self, name: str) -> float:
+        return 1000 * self.cpu_seconds.get(name, 0.0) / max(self.result.answered, 1)
+
+
+@dataclass
 class BenchRun:
     seconds: float
     connections: int
@@ -75,7 +88,7 @@ class BenchRun:
     idle_pss: dict[str, int] = field(default_factory=dict)
     floor: Measured | None = None
     scenarios: list[Measured] = field(default_factory=list)
-    open_loop: list[tuple[str, OpenLoopResult]] = field(default_factory=list)
+    open_loop: list[OpenLoopRun] = field(default_factory=list)
     profiles: dict[str, ProcessProfile] = field(default_factory=dict)
     profiled_rate: float = 0.0
     profiled_hop_rate: float = 0.0
@@ -111,16 +124,27 @@ def _throughput(run: BenchRun) -> str:
 def _open_loop(run: BenchRun) -> str:
     rows = [
         "| target | offered | answered | p50 | p90 | p99 | p99.9 "
-        "| missed slot | errors | unfinished |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| missed slot | errors | unfinished | machine busy |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for label, r in run.open_loop:
+    for o in run.open_loop:
+        r = o.result
         p = [f"{r.percentile(q):,.1f} ms" for q in (50, 90, 99, 99.9)]
         rows.append(
-            f"| {label} | {r.rate:,.0f}/s x {r.seconds:.0f} s | {r.answered:,} | {' | '.join(p)} "
+            f"| {o.label} | {r.rate:,.0f}/s x {r.seconds:.0f} s | {r.answered:,} "
+            f"| {' | '.join(p)} "
             f"| {r.missed_slots:,} ({100 * r.missed_slots / max(r.scheduled, 1):.0f}%) "
-            f"| {r.errors:,} | {r.unfinished:,} |"
+            f"| {r.errors:,} | {r.unfinished:,} | {o.machine_cores:.2f} cores |"
         )
+    return "\n".join(rows)
+
+
+def _open_loop_cpu(run: BenchRun) -> str:
+    names = sorted({n for o in run.open_loop for n in o.cpu_seconds}, key=_process_order)
+    rows = ["| target | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for o in run.open_loop:
+        cells = " | ".join(f"{o.ms_per_request(n):.2f}" for n in names)
+        rows.append(f"| {o.label} | {cells} |")
     return "\n".join(rows)
 
 
@@ -175,7 +199,8 @@ def _targets(run: BenchRun) -> str:
         if goal is not None:
             got = run.ratio(m)
             rows.append((m.label, f"≥ {goal:.1f}x floor", f"{got:.2f}x floor", got >= goal))
-    for label, result in run.open_loop:
+    for o in run.open_loop:
+        label, result = o.label, o.result
         bound = OPEN_LOOP_P99_TARGETS_MS.get(label)
         if bound is None:
             continue
@@ -257,6 +282,14 @@ unfinished requests the tail figures are lower bounds. The floor row is the
 generator and machine's own noise at the same rate.
 
 {_open_loop(run)}
+
+CPU per request at the offered rate, in milliseconds, by process (as in
+"Where the time goes" below, over the open-loop run). At a low rate little
+is amortised: a lookup batch carries one visit, a record batch few clicks,
+and each wake-up of a process costs CPU of its own ("machine busy" counts
+every process, the generator included):
+
+{_open_loop_cpu(run)}
 
 ### Memory and start-up
 

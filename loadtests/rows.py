@@ -16,8 +16,9 @@ import dataclasses
 import time
 from collections.abc import Callable, Mapping
 
+from loadtests.openloop import run_open_loop
 from loadtests.profile import cpu_seconds, machine_cpu_seconds, own_cpu_seconds
-from loadtests.redirect_report import BenchRun, Measured
+from loadtests.redirect_report import BenchRun, Measured, OpenLoopRun
 from loadtests.stackmetrics import dropped_clicks
 from loadtests.wrk import run_wrk
 
@@ -77,6 +78,20 @@ class Rows:
             note = "; ".join(filter(None, [note, f"**{dropped:,.0f} click events dropped**"]))
         print(f"{label}: {result.good_rate:,.0f} req/s, p50 {result.p50_ms:.1f} ms")
         return Measured(label, result, spent, note, max(0.0, others) / result.seconds)
+
+    def open_loop(self, label: str, url: str) -> OpenLoopRun:
+        """An open-loop run at the bench's offered rate on a settled stack, with
+        the CPU each process and the whole machine spent on it; kept in the run."""
+        self.settle()
+        machine, before = machine_cpu_seconds(), cpu_seconds(self.pids)
+        result = run_open_loop(url, rate=self.run.offered_rate, seconds=self.run.seconds)
+        after = cpu_seconds(self.pids)
+        busy = (machine_cpu_seconds() - machine) / result.seconds
+        spent = {n: after[n] - before[n] for n in self.pids}
+        measured = OpenLoopRun(label, result, spent, busy)
+        self.run.open_loop.append(measured)
+        print(f"open loop, {label}: p99 {result.percentile(99):,.1f} ms, {busy:.2f} cores busy")
+        return measured
 
     def settle(self, limit: float = 15.0) -> None:
         """Wait until the stack is idle, so work a run left behind is not charged to the next.
