@@ -43,7 +43,7 @@ from infra.devstack.state import StateDir
 from loadtests.accounts import Account, create_link, list_codes, open_account, visitor_headers
 from loadtests.docpage import write_section
 from loadtests.floor import FLOOR_CODE
-from loadtests.profile import profile_under_load
+from loadtests.profile import profile_under_load, stolen_cpu_seconds
 from loadtests.redirect_report import BenchRun, Measured, median_run, render
 from loadtests.rows import FLOOR_ROW, Rows
 from loadtests.sideprocs import start_floor, uncached_gateway
@@ -76,6 +76,7 @@ def main() -> None:
     run = BenchRun(seconds, args.connections, args.threads, args.rate)
     ports = Ports.free()
     state = StateDir(Path(tempfile.mkdtemp(prefix="bench-redirect-", dir="/tmp")))
+    began, stolen = time.monotonic(), stolen_cpu_seconds()
     started = time.monotonic()
     processes = start_stack(ports, state)
     run.cold_start = time.monotonic() - started
@@ -90,6 +91,8 @@ def main() -> None:
         Bench(run, ports, processes, state).measure()
     finally:
         stop_stack(processes, state)
+    cores_time = (time.monotonic() - began) * (os.cpu_count() or 1)
+    run.stolen_share = (stolen_cpu_seconds() - stolen) / cores_time
     text = render(run)
     write_section(args.report, "bench", text)
     print(text)

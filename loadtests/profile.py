@@ -34,6 +34,7 @@ __all__ = [
     "own_cpu_seconds",
     "profile_under_load",
     "record",
+    "stolen_cpu_seconds",
     "summarize",
 ]
 
@@ -155,9 +156,20 @@ def machine_cpu_seconds() -> float:
     Interrupt time is left out: the kernel's loopback networking for our own
     load is counted there, and in no process.
     """
+    user, nice, system, steal = _machine_ticks()
+    return (user + nice + system + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def stolen_cpu_seconds() -> float:
+    """CPU time the hypervisor has so far given to others while this machine
+    wanted it (a virtual machine's cores are shared with its neighbours)."""
+    return _machine_ticks()[3] / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_ticks() -> tuple[int, int, int, int]:
     fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
     user, nice, system, _idle, _iowait, _irq, _softirq, steal = map(int, fields[:8])
-    return (user + nice + system + steal) / os.sysconf("SC_CLK_TCK")
+    return user, nice, system, steal
 
 
 def own_cpu_seconds() -> float:

@@ -71,6 +71,7 @@ class OpenLoopRun:
     result: OpenLoopResult
     cpu_seconds: dict[str, float]
     machine_cores: float  # the whole machine, the generator included
+    stolen_cores: float = 0.0  # taken by the hypervisor for its other guests
 
     def ms_per_request(self, name: str) -> float:
         return 1000 * self.cpu_seconds.get(name, 0.0) / max(self.result.answered, 1)
@@ -93,6 +94,7 @@ class BenchRun:
     profiled_rate: float = 0.0
     profiled_hop_rate: float = 0.0
     background_cores: float = 0.0  # the most the rest of the machine used between rows
+    stolen_share: float = 0.0  # of the cores' time over the whole run, taken by the hypervisor
     commit: str = field(default_factory=commit)  # of the code the stack loads
 
     def ratio(self, measured: Measured) -> float:
@@ -124,8 +126,8 @@ def _throughput(run: BenchRun) -> str:
 def _open_loop(run: BenchRun) -> str:
     rows = [
         "| target | offered | answered | p50 | p90 | p99 | p99.9 "
-        "| missed slot | errors | unfinished | machine busy |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| missed slot | errors | unfinished | machine busy | stolen |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for o in run.open_loop:
         r = o.result
@@ -134,7 +136,8 @@ def _open_loop(run: BenchRun) -> str:
             f"| {o.label} | {r.rate:,.0f}/s x {r.seconds:.0f} s | {r.answered:,} "
             f"| {' | '.join(p)} "
             f"| {r.missed_slots:,} ({100 * r.missed_slots / max(r.scheduled, 1):.0f}%) "
-            f"| {r.errors:,} | {r.unfinished:,} | {o.machine_cores:.2f} cores |"
+            f"| {r.errors:,} | {r.unfinished:,} | {o.machine_cores:.2f} cores "
+            f"| {o.stolen_cores:.2f} cores |"
         )
     return "\n".join(rows)
 
@@ -241,7 +244,9 @@ Machine: {machine()}; commit {run.commit}; {when}. The load generator,
 the floor, every service, Postgres, Redis and the broker share these cores,
 so compare the ratios, not the rates, with another machine. Other processes
 on the machine used up to {run.background_cores:.2f} cores between rows
-(near 0 on a quiet machine; more means noisier figures).
+(near 0 on a quiet machine; more means noisier figures). The hypervisor
+took {run.stolen_share:.0%} of the cores' time over the run for its other
+guests ("steal"; 0 % on a machine of one's own).
 
 Closed loop: wrk, {run.connections} connections, {run.threads} threads,
 {run.seconds:.0f} s per run. Every ratio compares runs made back to back,
@@ -287,7 +292,9 @@ CPU per request at the offered rate, in milliseconds, by process (as in
 "Where the time goes" below, over the open-loop run). At a low rate little
 is amortised: a lookup batch carries one visit, a record batch few clicks,
 and each wake-up of a process costs CPU of its own ("machine busy" counts
-every process, the generator included):
+every process, the generator included; "stolen", the time the hypervisor
+gave the machine's cores to other guests while it wanted them: latency
+no code here can win back):
 
 {_open_loop_cpu(run)}
 

@@ -17,7 +17,12 @@ import time
 from collections.abc import Callable, Mapping
 
 from loadtests.openloop import run_open_loop
-from loadtests.profile import cpu_seconds, machine_cpu_seconds, own_cpu_seconds
+from loadtests.profile import (
+    cpu_seconds,
+    machine_cpu_seconds,
+    own_cpu_seconds,
+    stolen_cpu_seconds,
+)
 from loadtests.redirect_report import BenchRun, Measured, OpenLoopRun
 from loadtests.stackmetrics import dropped_clicks
 from loadtests.wrk import run_wrk
@@ -83,12 +88,14 @@ class Rows:
         """An open-loop run at the bench's offered rate on a settled stack, with
         the CPU each process and the whole machine spent on it; kept in the run."""
         self.settle()
-        machine, before = machine_cpu_seconds(), cpu_seconds(self.pids)
+        machine, stolen = machine_cpu_seconds(), stolen_cpu_seconds()
+        before = cpu_seconds(self.pids)
         result = run_open_loop(url, rate=self.run.offered_rate, seconds=self.run.seconds)
         after = cpu_seconds(self.pids)
-        busy = (machine_cpu_seconds() - machine) / result.seconds
+        stolen = (stolen_cpu_seconds() - stolen) / result.seconds
+        busy = (machine_cpu_seconds() - machine) / result.seconds - stolen
         spent = {n: after[n] - before[n] for n in self.pids}
-        measured = OpenLoopRun(label, result, spent, busy)
+        measured = OpenLoopRun(label, result, spent, busy, stolen)
         self.run.open_loop.append(measured)
         print(f"open loop, {label}: p99 {result.percentile(99):,.1f} ms, {busy:.2f} cores busy")
         return measured

@@ -27,9 +27,9 @@ def test_open_loop_cpu_is_per_answered_request_by_process() -> None:
     result = OpenLoopResult(rate=1000, seconds=10, scheduled=10_000, answered=8_000)
     spent = {"gateway": 4.0, "link": 2.0}
     run = BenchRun(10, 50, 2, 1000)
-    run.open_loop.append(OpenLoopRun("hop", result, spent, machine_cores=1.25))
+    run.open_loop.append(OpenLoopRun("hop", result, spent, machine_cores=1.25, stolen_cores=0.5))
     assert run.open_loop[0].ms_per_request("gateway") == 0.5
     table = _open_loop_cpu(run)
     assert table.splitlines()[0] == "| target | gateway | link |"
     assert table.splitlines()[2] == "| hop | 0.50 | 0.25 |"
-    assert "| 1.25 cores |" in _open_loop(run)
+    assert "| 1.25 cores | 0.50 cores |" in _open_loop(run)
