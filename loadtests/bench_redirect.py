@@ -41,10 +41,11 @@ from infra.devstack.procfs import stack_pss_bytes, stack_rss_bytes
 from infra.devstack.stack import REPO_ROOT, SERVICES, Ports, start_stack, stop_stack
 from infra.devstack.state import StateDir
 from loadtests.accounts import Account, create_link, list_codes, open_account, visitor_headers
+from loadtests.bench_run import BenchRun, Measured, median_run
 from loadtests.docpage import write_section
 from loadtests.floor import FLOOR_CODE
 from loadtests.profile import profile_under_load, stolen_cpu_seconds
-from loadtests.redirect_report import BenchRun, Measured, median_run, render
+from loadtests.redirect_report import render
 from loadtests.rows import FLOOR_ROW, Rows
 from loadtests.sideprocs import start_floor, uncached_gateway
 from loadtests.stackmetrics import cache_lookups

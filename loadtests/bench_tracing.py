@@ -38,9 +38,9 @@ from infra.devstack.state import StateDir
 from infra.provenance import machine
 from loadtests import tracing_cost
 from loadtests.bench_redirect import UNLIMITED, Bench
+from loadtests.bench_run import BenchRun, Measured
 from loadtests.docpage import write_section
 from loadtests.floor import FLOOR_CODE
-from loadtests.redirect_report import BenchRun, Measured
 from loadtests.sideprocs import start_floor
 from loadtests.wrk import MAX_SECONDS
 from services.chassis.tracing_kafka import message_context

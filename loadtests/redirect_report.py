@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from infra.provenance import commit, machine
-from loadtests.openloop import OpenLoopResult
+from infra.provenance import machine
+from loadtests.bench_run import BenchRun
 from loadtests.profile import RATE_HZ, ProcessProfile
-from loadtests.wrk import WrkResult
 
-__all__ = ["BenchRun", "Measured", "median_run", "render"]
+__all__ = ["render"]
 
 MB = 1024 * 1024
 # The goals (issue #17), as ratios or bounds that mean the same on any machine:
@@ -29,77 +26,6 @@ MISSED_SLOTS_TARGET = 0.01  # requests sent more than 2 ms late, at most this sh
 # (docs/adr/0019-the-local-gateway-runs-two-replicas.md).
 IDLE_MEMORY_TARGET_MB = 800
 WARM_START_TARGET_S = 10.0
-
-
-@dataclass(frozen=True)
-class Measured:
-    """One closed-loop scenario and the CPU each process spent during it."""
-
-    label: str
-    wrk: WrkResult
-    cpu_seconds: dict[str, float]
-    note: str = ""
-    others_cores: float = 0.0  # cores the rest of the machine used during the run
-    # The floor's rate in the run just before this one (loadtests/rows.py);
-    # None for the floor itself and row b, which alternate with it.
-    floor_rate: float | None = None
-
-    def service_cpu_seconds(self, service: str) -> float:
-        """CPU of every replica of ``service``: ``gateway`` and ``gateway-2``, say."""
-        replica = re.compile(rf"{re.escape(service)}(-\d+)?")
-        return sum(spent for name, spent in self.cpu_seconds.items() if replica.fullmatch(name))
-
-    def ratio(self, floor: Measured) -> float:
-        """This run's rate over the floor beside it, or over ``floor`` if none."""
-        return self.wrk.good_rate / (self.floor_rate or floor.wrk.good_rate)
-
-
-def median_run(runs: list[Measured]) -> Measured:
-    """The run with the median rate (the median ratio, for runs each beside a floor)."""
-
-    def key(measured: Measured) -> float:
-        return measured.wrk.good_rate / (measured.floor_rate or 1.0)
-
-    return sorted(runs, key=key)[len(runs) // 2]
-
-
-@dataclass
-class OpenLoopRun:
-    """One open-loop run, and the CPU each process spent during it."""
-
-    label: str
-    result: OpenLoopResult
-    cpu_seconds: dict[str, float]
-    machine_cores: float  # the whole machine, the generator included
-    stolen_cores: float = 0.0  # taken by the hypervisor for its other guests
-
-    def ms_per_request(self, name: str) -> float:
-        return 1000 * self.cpu_seconds.get(name, 0.0) / max(self.result.answered, 1)
-
-
-@dataclass
-class BenchRun:
-    seconds: float
-    connections: int
-    threads: int
-    offered_rate: float
-    cold_start: float = 0.0
-    warm_start: float = 0.0
-    idle_rss: dict[str, int] = field(default_factory=dict)
-    idle_pss: dict[str, int] = field(default_factory=dict)
-    floor: Measured | None = None
-    scenarios: list[Measured] = field(default_factory=list)
-    open_loop: list[OpenLoopRun] = field(default_factory=list)
-    profiles: dict[str, ProcessProfile] = field(default_factory=dict)
-    profiled_rate: float = 0.0
-    profiled_hop_rate: float = 0.0
-    background_cores: float = 0.0  # the most the rest of the machine used between rows
-    stolen_share: float = 0.0  # of the cores' time over the whole run, taken by the hypervisor
-    commit: str = field(default_factory=commit)  # of the code the stack loads
-
-    def ratio(self, measured: Measured) -> float:
-        assert self.floor is not None
-        return measured.ratio(self.floor)
 
 
 def _met(ok: bool) -> str:

@@ -16,6 +16,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Mapping
 
+from loadtests.bench_run import BenchRun, Measured, OpenLoopRun
 from loadtests.openloop import run_open_loop
 from loadtests.profile import (
     cpu_seconds,
@@ -23,7 +24,6 @@ from loadtests.profile import (
     own_cpu_seconds,
     stolen_cpu_seconds,
 )
-from loadtests.redirect_report import BenchRun, Measured, OpenLoopRun
 from loadtests.stackmetrics import dropped_clicks
 from loadtests.wrk import run_wrk
 

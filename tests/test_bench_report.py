@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
+from loadtests.bench_run import BenchRun, Measured, OpenLoopRun
 from loadtests.openloop import OpenLoopResult
-from loadtests.redirect_report import (
-    BenchRun,
-    Measured,
-    OpenLoopRun,
-    _open_loop,
-    _open_loop_cpu,
-)
+from loadtests.redirect_report import _open_loop, _open_loop_cpu
 from loadtests.wrk import WrkResult
 
 RUN = WrkResult(1000, 1.0, 1.0, 2.0, 3.0, 4.0, 0, 0)
