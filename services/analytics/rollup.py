@@ -23,7 +23,7 @@ Row = tuple[Any, ...]
 
 class ClassifiedClick(NamedTuple):
     """A click with everything the rollups need, in UTC buckets. (A tuple: a
-    frozen dataclass cost 1.7 µs to build, a fifth of a click's classifying.)"""
+    frozen dataclass cost 1.7 µs to build, a third of a click's classifying.)"""
 
     event_id: str
     code: str
