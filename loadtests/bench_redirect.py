@@ -12,7 +12,8 @@ measures, one after another:
    gateway, three runs;
 2. open loop: a fixed offered rate of redirects through the gateway (its
    memory on, and off), latency from each request's intended send time, and
-   the floor at the same rate;
+   the floor and the bare two-hop floor (loadtests/floor.py: the proxied
+   path's hops with none of the system on them) at the same rate;
 3. idle memory of the stack, and the seconds a warm start takes;
 4. py-spy profiles: the gateway on the hot path, and the gateway and the
    link service on the proxied path.
@@ -45,9 +46,9 @@ from loadtests.bench_run import BenchRun, Measured, median_run
 from loadtests.docpage import write_section
 from loadtests.floor import FLOOR_CODE
 from loadtests.profile import profile_under_load, stolen_cpu_seconds
-from loadtests.redirect_report import render
+from loadtests.redirect_report import HOP_OPEN_LOOP, TWO_HOP_OPEN_LOOP, render
 from loadtests.rows import FLOOR_ROW, Rows
-from loadtests.sideprocs import start_floor, uncached_gateway
+from loadtests.sideprocs import start_floor, two_hop_floor, uncached_gateway
 from loadtests.stackmetrics import cache_lookups
 from loadtests.wrk import MAX_SECONDS, cycle_script, post_json_script, run_wrk
 
@@ -60,6 +61,7 @@ HOT_ROW = "b. gateway (2 replicas), hot link (gateway's redirect cache), click r
 DIRECT_ROW = "a. link service alone, cache hit"
 HOP_ROW = "b2. gateway (1 process) → link, gateway cache off, link cache hit"
 CREATE_ROW = "d. create a link through the gateway (API key)"
+TWO_HOP_ROW = "b2's reference: bare two hops (aiohttp → redis-py GET, no framework)"
 
 
 def main() -> None:
@@ -142,7 +144,7 @@ class Bench(Rows):
             )
             watched = {"gateway (row b, one of its two replicas)": self.pids["gateway"]}
             run.profiled_rate = self.profile(self.gateway + path, watched)
-            hop = self.measure_link_hop(path)
+            hop, two_hops = self.measure_link_hop(path)
             body = post_json_script('{"url": "https://example.com/created-by-bench"}')
             url = f"{self.gateway}/api/v1/links"
             runs = [
@@ -159,7 +161,7 @@ class Bench(Rows):
             needed = math.ceil(hot.wrk.good_rate * run.seconds * 0.5)
             codes = self.fresh_codes(http, owner, path.lstrip("/"), needed, create.wrk.good_rate)
             cold = self.beside_floor(lambda: self.measure_misses(codes))
-            run.scenarios = [direct, hot, hop, cold, create]
+            run.scenarios = [direct, hot, hop, two_hops, cold, create]
             http.get(path)  # back in the cache after the flush
             self.open_loop("gateway, hot link", self.gateway + path)
 
@@ -176,21 +178,37 @@ class Bench(Rows):
         self.run.floor = median_run(floors)
         return median_run(hots)
 
-    def measure_link_hop(self, path: str) -> Measured:
+    def measure_link_hop(self, path: str) -> tuple[Measured, Measured]:
         """Row b without the gateway's redirect cache: a second gateway with it
-        off, every redirect through the link service (its cache hit)."""
+        off, every redirect through the link service (its cache hit); then the
+        bare two-hop floor, closed and open loop, right after the same."""
         with uncached_gateway(self.ports, self.state.log("gateway-uncached")) as (url, pid):
             # Its CPU is the row's gateway column; the stack's gateway idles.
             stack_gateway, self.pids["gateway"] = self.pids["gateway"], pid
             self.publishers = [url, self.link]
             try:
                 measured = self.beside_floor(lambda: self.closed(HOP_ROW, url + path))
-                self.open_loop("gateway → link, gateway cache off", url + path)
+                self.open_loop(HOP_OPEN_LOOP, url + path)
+                reference = self.measure_two_hop_floor()
                 watched = {"gateway (row b2)": pid, "link (row b2)": self.pids["link"]}
                 self.run.profiled_hop_rate = self.profile(url + path, watched)
             finally:
                 self.pids["gateway"] = stack_gateway
                 self.publishers = self.stack_publishers
+        return measured, reference
+
+    def measure_two_hop_floor(self) -> Measured:
+        """What the machine gives the proxied path's two hops and Redis GET
+        with nothing of the system on them (loadtests/floor.py)."""
+        with two_hop_floor(self.ports, self.state) as (url, pids):
+            self.pids.update(pids)
+            try:
+                follow = f"{url}/{FLOOR_CODE}"
+                measured = self.beside_floor(lambda: self.closed(TWO_HOP_ROW, follow))
+                self.open_loop(TWO_HOP_OPEN_LOOP, follow)
+            finally:
+                for name in pids:
+                    del self.pids[name]
         return measured
 
     def fresh_codes(

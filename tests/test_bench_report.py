@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from loadtests.bench_run import BenchRun, Measured, OpenLoopRun
 from loadtests.openloop import OpenLoopResult
-from loadtests.redirect_report import _open_loop, _open_loop_cpu
+from loadtests.redirect_report import (
+    HOP_OPEN_LOOP,
+    TWO_HOP_OPEN_LOOP,
+    _open_loop,
+    _open_loop_cpu,
+    _targets,
+)
 from loadtests.wrk import WrkResult
 
 RUN = WrkResult(1000, 1.0, 1.0, 2.0, 3.0, 4.0, 0, 0)
@@ -28,3 +34,23 @@ def test_open_loop_cpu_is_per_answered_request_by_process() -> None:
     assert table.splitlines()[0] == "| target | gateway | link |"
     assert table.splitlines()[2] == "| hop | 0.50 | 0.25 |"
     assert "| 1.25 cores | 0.50 cores |" in _open_loop(run)
+
+
+def test_the_proxied_open_loop_target_shows_the_bare_two_hops_beside_it() -> None:
+    def result(latency_ms: float, late: int) -> OpenLoopResult:
+        return OpenLoopResult(
+            1000, 10, 100, 100, missed_slots=late, latencies_ms=[latency_ms] * 100
+        )
+
+    run = BenchRun(10, 50, 2, 1000)
+    run.open_loop += [
+        OpenLoopRun(HOP_OPEN_LOOP, result(25.0, 3), {}, 1.5),
+        OpenLoopRun(TWO_HOP_OPEN_LOOP, result(8.0, 0), {}, 1.0),
+    ]
+    lines = _targets(run).splitlines()
+    p99 = next(line for line in lines if line.startswith(f"| {HOP_OPEN_LOOP}: p99"))
+    assert "| 25.0 ms (bare two hops: 8.0 ms) | **NOT met** |" in p99
+    late = next(line for line in lines if line.startswith(f"| {HOP_OPEN_LOOP}: sent"))
+    assert "| 3.0% (bare two hops: 0.0%) | **NOT met** |" in late
+    # The reference is shown, never judged: it has no target of its own.
+    assert not any(line.startswith(f"| {TWO_HOP_OPEN_LOOP}") for line in lines)
