@@ -13,7 +13,8 @@ measures, one after another:
 2. open loop: a fixed offered rate of redirects through the gateway (its
    memory on, and off), latency from each request's intended send time, and
    the floor and the bare two-hop floor (loadtests/floor.py: the proxied
-   path's hops with none of the system on them) at the same rate;
+   path's hops with none of the system on them) at the same rate; the
+   proxied path and that reference at lower rates too;
 3. idle memory of the stack, and the seconds a warm start takes;
 4. py-spy profiles: the gateway on the hot path, and the gateway and the
    link service on the proxied path.
@@ -61,6 +62,9 @@ HOT_ROW = "b. gateway (2 replicas), hot link (gateway's redirect cache), click r
 DIRECT_ROW = "a. link service alone, cache hit"
 HOP_ROW = "b2. gateway (1 process) → link, gateway cache off, link cache hit"
 CREATE_ROW = "d. create a link through the gateway (API key)"
+# The proxied path and its reference are also offered these shares of the
+# open loop's rate: how latency grows with the rate on this machine.
+LOWER_RATES = (0.25, 0.5)
 TWO_HOP_ROW = "b2's reference: bare two hops (aiohttp → redis-py GET, no framework)"
 
 
@@ -188,7 +192,8 @@ class Bench(Rows):
             self.publishers = [url, self.link]
             try:
                 measured = self.beside_floor(lambda: self.closed(HOP_ROW, url + path))
-                self.open_loop(HOP_OPEN_LOOP, url + path)
+                for share in (1.0, *LOWER_RATES):
+                    self.open_loop(HOP_OPEN_LOOP, url + path, share)
                 reference = self.measure_two_hop_floor()
                 watched = {"gateway (row b2)": pid, "link (row b2)": self.pids["link"]}
                 self.run.profiled_hop_rate = self.profile(url + path, watched)
@@ -205,7 +210,8 @@ class Bench(Rows):
             try:
                 follow = f"{url}/{FLOOR_CODE}"
                 measured = self.beside_floor(lambda: self.closed(TWO_HOP_ROW, follow))
-                self.open_loop(TWO_HOP_OPEN_LOOP, follow)
+                for share in (1.0, *LOWER_RATES):
+                    self.open_loop(TWO_HOP_OPEN_LOOP, follow, share)
             finally:
                 for name in pids:
                     del self.pids[name]

@@ -73,6 +73,8 @@ class BenchRun:
     floor: Measured | None = None
     scenarios: list[Measured] = field(default_factory=list)
     open_loop: list[OpenLoopRun] = field(default_factory=list)
+    # The proxied path and its reference at fractions of ``offered_rate``.
+    lower_rates: list[OpenLoopRun] = field(default_factory=list)
     profiles: dict[str, ProcessProfile] = field(default_factory=dict)
     profiled_rate: float = 0.0
     profiled_hop_rate: float = 0.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from infra.provenance import machine
-from loadtests.bench_run import BenchRun
+from loadtests.bench_run import BenchRun, OpenLoopRun
 from loadtests.openloop import OpenLoopResult
 from loadtests.profile import RATE_HZ, ProcessProfile
 
@@ -55,13 +55,20 @@ def _throughput(run: BenchRun) -> str:
     return "\n".join(rows)
 
 
-def _open_loop(run: BenchRun) -> str:
+def _by_rate(run: BenchRun) -> list[OpenLoopRun]:
+    """The proxied path and its reference at every rate offered, rate by rate."""
+    labels = [HOP_OPEN_LOOP, TWO_HOP_OPEN_LOOP]
+    runs = [o for o in [*run.open_loop, *run.lower_rates] if o.label in labels]
+    return sorted(runs, key=lambda o: (o.result.rate, labels.index(o.label)))
+
+
+def _open_loop(runs: list[OpenLoopRun]) -> str:
     rows = [
         "| target | offered | answered | p50 | p90 | p99 | p99.9 "
         "| missed slot | errors | unfinished | machine busy | stolen |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for o in run.open_loop:
+    for o in runs:
         r = o.result
         p = [f"{r.percentile(q):,.1f} ms" for q in (50, 90, 99, 99.9)]
         rows.append(
@@ -234,7 +241,7 @@ unfinished requests the tail figures are lower bounds. The floor row is the
 generator and machine's own noise at the same rate; the bare two hops, what
 this machine gives the proxied path's hops, run right after it.
 
-{_open_loop(run)}
+{_open_loop(run.open_loop)}
 
 CPU per request at the offered rate, in milliseconds, by process (as in
 "Where the time goes" below, over the open-loop run). At a low rate little
@@ -245,6 +252,12 @@ gave the machine's cores to other guests while it wanted them: latency
 no code here can win back):
 
 {_open_loop_cpu(run)}
+
+The proxied path and its reference, the bare two hops, at lower offered
+rates too (each run on a settled stack, as above): how the tail grows with
+the rate on this machine.
+
+{_open_loop(_by_rate(run))}
 
 ### Memory and start-up
 

@@ -84,20 +84,23 @@ class Rows:
         print(f"{label}: {result.good_rate:,.0f} req/s, p50 {result.p50_ms:.1f} ms")
         return Measured(label, result, spent, note, max(0.0, others) / result.seconds)
 
-    def open_loop(self, label: str, url: str) -> OpenLoopRun:
-        """An open-loop run at the bench's offered rate on a settled stack, with
-        the CPU each process and the whole machine spent on it; kept in the run."""
+    def open_loop(self, label: str, url: str, share: float = 1.0) -> OpenLoopRun:
+        """An open-loop run at ``share`` of the bench's offered rate on a settled
+        stack, with the CPU each process and the whole machine spent on it; kept
+        in the run (with the lower rates' runs, if ``share`` < 1)."""
         self.settle()
         machine, stolen = machine_cpu_seconds(), stolen_cpu_seconds()
         before = cpu_seconds(self.pids)
-        result = run_open_loop(url, rate=self.run.offered_rate, seconds=self.run.seconds)
+        rate = self.run.offered_rate * share
+        result = run_open_loop(url, rate=rate, seconds=self.run.seconds)
         after = cpu_seconds(self.pids)
         stolen = (stolen_cpu_seconds() - stolen) / result.seconds
         busy = (machine_cpu_seconds() - machine) / result.seconds - stolen
         spent = {n: after[n] - before[n] for n in self.pids}
         measured = OpenLoopRun(label, result, spent, busy, stolen)
-        self.run.open_loop.append(measured)
-        print(f"open loop, {label}: p99 {result.percentile(99):,.1f} ms, {busy:.2f} cores busy")
+        (self.run.open_loop if share >= 1.0 else self.run.lower_rates).append(measured)
+        p99 = result.percentile(99)
+        print(f"open loop, {label} at {rate:,.0f}/s: p99 {p99:,.1f} ms, {busy:.2f} cores busy")
         return measured
 
     def settle(self, limit: float = 15.0) -> None:

@@ -7,6 +7,7 @@ from loadtests.openloop import OpenLoopResult
 from loadtests.redirect_report import (
     HOP_OPEN_LOOP,
     TWO_HOP_OPEN_LOOP,
+    _by_rate,
     _open_loop,
     _open_loop_cpu,
     _targets,
@@ -33,7 +34,7 @@ def test_open_loop_cpu_is_per_answered_request_by_process() -> None:
     table = _open_loop_cpu(run)
     assert table.splitlines()[0] == "| target | gateway | link |"
     assert table.splitlines()[2] == "| hop | 0.50 | 0.25 |"
-    assert "| 1.25 cores | 0.50 cores |" in _open_loop(run)
+    assert "| 1.25 cores | 0.50 cores |" in _open_loop(run.open_loop)
 
 
 def test_the_proxied_open_loop_target_shows_the_bare_two_hops_beside_it() -> None:
@@ -54,3 +55,23 @@ def test_the_proxied_open_loop_target_shows_the_bare_two_hops_beside_it() -> Non
     assert "| 3.0% (bare two hops: 0.0%) | **NOT met** |" in late
     # The reference is shown, never judged: it has no target of its own.
     assert not any(line.startswith(f"| {TWO_HOP_OPEN_LOOP}") for line in lines)
+
+
+def test_the_proxied_path_and_its_reference_are_shown_rate_by_rate() -> None:
+    def at(label: str, rate: float) -> OpenLoopRun:
+        return OpenLoopRun(label, OpenLoopResult(rate, 10, int(rate * 10)), {}, 1.0)
+
+    run = BenchRun(10, 50, 2, 1000)
+    run.open_loop += [at("floor", 1000), at(HOP_OPEN_LOOP, 1000), at(TWO_HOP_OPEN_LOOP, 1000)]
+    run.lower_rates += [at(HOP_OPEN_LOOP, 250), at(TWO_HOP_OPEN_LOOP, 250), at(HOP_OPEN_LOOP, 500)]
+    shown = [(o.label, o.result.rate) for o in _by_rate(run)]
+    assert shown == [
+        (HOP_OPEN_LOOP, 250),
+        (TWO_HOP_OPEN_LOOP, 250),
+        (HOP_OPEN_LOOP, 500),
+        (HOP_OPEN_LOOP, 1000),
+        (TWO_HOP_OPEN_LOOP, 1000),
+    ]
+    # The lower rates stay out of the targets and of the main open-loop table.
+    assert "250/s" not in _open_loop(run.open_loop)
+    assert "250/s" not in _targets(run)
