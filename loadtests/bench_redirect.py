@@ -184,38 +184,33 @@ class Bench(Rows):
 
     def measure_link_hop(self, path: str) -> tuple[Measured, Measured]:
         """Row b without the gateway's redirect cache: a second gateway with it
-        off, every redirect through the link service (its cache hit); then the
-        bare two-hop floor, closed and open loop, right after the same."""
-        with uncached_gateway(self.ports, self.state.log("gateway-uncached")) as (url, pid):
+        off, every redirect through the link service (its cache hit); and its
+        reference, the bare two-hop floor, each closed loop beside a floor run,
+        then the two in turn in open loop, rate by rate: a burst of steal on the
+        host falls on both rather than on one."""
+        with (
+            uncached_gateway(self.ports, self.state.log("gateway-uncached")) as (url, pid),
+            two_hop_floor(self.ports, self.state) as (bare, bare_pids),
+        ):
             # Its CPU is the row's gateway column; the stack's gateway idles.
             stack_gateway, self.pids["gateway"] = self.pids["gateway"], pid
+            self.pids.update(bare_pids)
             self.publishers = [url, self.link]
+            hop, reference = url + path, f"{bare}/{FLOOR_CODE}"
             try:
-                measured = self.beside_floor(lambda: self.closed(HOP_ROW, url + path))
+                measured = self.beside_floor(lambda: self.closed(HOP_ROW, hop))
+                bare_measured = self.beside_floor(lambda: self.closed(TWO_HOP_ROW, reference))
                 for share in (1.0, *LOWER_RATES):
-                    self.open_loop(HOP_OPEN_LOOP, url + path, share)
-                reference = self.measure_two_hop_floor()
+                    self.open_loop(HOP_OPEN_LOOP, hop, share)
+                    self.open_loop(TWO_HOP_OPEN_LOOP, reference, share)
                 watched = {"gateway (row b2)": pid, "link (row b2)": self.pids["link"]}
-                self.run.profiled_hop_rate = self.profile(url + path, watched)
+                self.run.profiled_hop_rate = self.profile(hop, watched)
             finally:
                 self.pids["gateway"] = stack_gateway
-                self.publishers = self.stack_publishers
-        return measured, reference
-
-    def measure_two_hop_floor(self) -> Measured:
-        """What the machine gives the proxied path's two hops and Redis GET
-        with nothing of the system on them (loadtests/floor.py)."""
-        with two_hop_floor(self.ports, self.state) as (url, pids):
-            self.pids.update(pids)
-            try:
-                follow = f"{url}/{FLOOR_CODE}"
-                measured = self.beside_floor(lambda: self.closed(TWO_HOP_ROW, follow))
-                for share in (1.0, *LOWER_RATES):
-                    self.open_loop(TWO_HOP_OPEN_LOOP, follow, share)
-            finally:
-                for name in pids:
+                for name in bare_pids:
                     del self.pids[name]
-        return measured
+                self.publishers = self.stack_publishers
+        return measured, bare_measured
 
     def fresh_codes(
         self, http: httpx.Client, owner: Account, hot: str, needed: int, create_rate: float

@@ -239,7 +239,8 @@ written more than 2 ms after its due time. An unfinished request counts with
 the time it had waited at the cut-off (5 s after the last was due), so with
 unfinished requests the tail figures are lower bounds. The floor row is the
 generator and machine's own noise at the same rate; the bare two hops, what
-this machine gives the proxied path's hops, run right after it.
+this machine gives the proxied path's hops, run in turn with that path,
+rate by rate (a burst of steal then falls on both, not on one).
 
 {_open_loop(run.open_loop)}
 
@@ -254,8 +255,8 @@ no code here can win back):
 {_open_loop_cpu(run)}
 
 The proxied path and its reference, the bare two hops, at lower offered
-rates too (each run on a settled stack, as above): how the tail grows with
-the rate on this machine.
+rates too (in turn, each on a settled stack, as above): how the tail grows
+with the rate on this machine.
 
 {_open_loop(_by_rate(run))}
 
