@@ -24,6 +24,7 @@ from infra.devstack.environment import (
     user_env,
     webhooks_env,
 )
+from infra.devstack.migrations import at_head
 from infra.devstack.processes import (
     LOCALHOST,
     ManagedProcess,
@@ -215,8 +216,12 @@ def start_stack(
 
 
 def _migrate(spec: ServiceSpec, ports: Ports) -> None:
-    if spec.migrate is not None:
-        run_once(["-m", spec.module, *spec.migrate], spec.env(ports), cwd=REPO_ROOT)
+    """Run the service's migrations unless its database is at their head already."""
+    if spec.migrate is None:
+        return
+    if spec.database is not None and at_head(spec.module, ports.postgres, spec.database):
+        return
+    run_once(["-m", spec.module, *spec.migrate], spec.env(ports), cwd=REPO_ROOT)
 
 
 def launch_service(spec: ServiceSpec, ports: Ports, state: StateDir) -> ManagedProcess:
