@@ -7,7 +7,8 @@ measures, one after another:
 1. closed loop (wrk): the floor and the full path through the gateway, hot
    link (answered from the gateway's redirect cache), three times each in
    turn; the link service alone, cache hit; the full path through a second
-   gateway with that cache off (the link hop); the full path on cache misses
+   gateway with that cache off (the link hop), and its reference, the bare
+   two-hop floor (loadtests/floor.py); the full path on cache misses
    (codes never followed, link cache flushed); link creation through the
    gateway, three runs;
 2. open loop: a fixed offered rate of redirects through the gateway (its

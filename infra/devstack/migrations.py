@@ -22,10 +22,6 @@ from infra.devstack.managed import LOCALHOST
 
 __all__ = ["at_head"]
 
-_VERSIONS = """
-SELECT coalesce(array_agg(version_num), '{}') FROM alembic_version
-"""
-
 
 def at_head(package: str, port: int, database: str) -> bool:
     """True if ``database`` is at every head of ``package``'s ``migrations`` folder."""
@@ -40,6 +36,6 @@ async def _revisions(port: int, database: str) -> set[str]:
     try:
         if not await conn.fetchval("SELECT to_regclass('public.alembic_version') IS NOT NULL"):
             return set()
-        return set(await conn.fetchval(_VERSIONS))
+        return {row[0] for row in await conn.fetch("SELECT version_num FROM alembic_version")}
     finally:
         await conn.close()
