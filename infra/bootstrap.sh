@@ -56,9 +56,32 @@ fi
 # Python never writes it itself and every process start compiled each
 # module it imports again, ~2.5 of a service's ~3.7 s of start-up CPU.
 # Stale files are never used (Python checks each source's mtime), only slower.
-if [ ! -f .venv/.synced-bytecode ] || [ pyproject.toml -nt .venv/.synced-bytecode ] || [ uv.lock -nt .venv/.synced-bytecode ]; then
-  say "syncing .venv from uv.lock"
-  "$PYTHON" -m uv sync --frozen --quiet --compile-bytecode
-  touch .venv/.synced-bytecode
+#
+# The virtualenv's interpreter: VENV_PYTHON if set, else the distribution's
+# own python3 (Debian's and Ubuntu's are built with profile-guided and
+# link-time optimisation, as is the python image the Dockerfile builds on),
+# else whichever uv finds. A Python built by pyenv with its defaults
+# has neither optimisation: a hop of the redirect path cost 5-22% more CPU a
+# request than on Debian's build (docs/adr/0021-the-distributions-python.md).
+wanted=${VENV_PYTHON:-}
+if [ -z "$wanted" ] && [ -x /usr/bin/python3 ]; then
+  wanted=/usr/bin/python3
+fi
+stamp=.venv/.synced-bytecode
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ uv.lock -nt "$stamp" ] ||
+  [ "$(cat "$stamp")" != "$wanted" ]; then
+  chosen=$wanted
+  say "syncing .venv from uv.lock (Python: ${wanted:-as uv finds it})"
+  sync=("$PYTHON" -m uv sync --frozen --quiet --compile-bytecode)
+  if [ -n "$wanted" ] && ! "${sync[@]}" --python "$wanted"; then
+    # The system's Python is outside requires-python (too old, say): uv's choice.
+    [ -z "${VENV_PYTHON:-}" ] || exit 1
+    say "$wanted does not suit this project; syncing with the Python uv finds"
+    wanted=""
+    "${sync[@]}"
+  elif [ -z "$wanted" ]; then
+    "${sync[@]}"
+  fi
+  printf '%s' "$chosen" >"$stamp"
 fi
 .venv/bin/python -m compileall -q -j 0 services gateway infra loadtests chaos tests >/dev/null

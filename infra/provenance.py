@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+import sys
 from pathlib import Path
 
 __all__ = ["commit", "machine"]
@@ -30,7 +31,8 @@ def commit() -> str:
 
 
 def machine() -> str:
-    """Cores, CPU model, memory and Python: enough to compare two reports."""
+    """Cores, CPU model, memory and Python (which build: a distribution's and
+    pyenv's default build differ in CPU, docs/adr/0021): enough to compare two reports."""
     try:
         cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
@@ -42,5 +44,6 @@ def machine() -> str:
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return (
         f"{os.cpu_count()} cores ({model}), {memory:.0f} GiB, "
-        f"{platform.system()} {platform.release()}, Python {platform.python_version()}"
+        f"{platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()} ({Path(sys.executable).resolve()})"
     )
