@@ -43,7 +43,7 @@ fmt: install ## Format the code and apply safe lint fixes
 bench-pipeline: install ## Measure the click pipeline (own stack on free ports) -> docs/performance-pipeline.md
 	@$(PY) -m loadtests.bench_pipeline
 
-bench: install ## Measure the redirect hot path against a bare floor (own stack, ~14 min) -> docs/performance.md
+bench: install ## Measure the redirect hot path against a bare floor (own stack, 7-14 min) -> docs/performance.md
 	@$(PY) -m loadtests.bench_redirect
 
 bench-tracing: install ## Redirect throughput with tracing off, 1 %, 100 % (own stacks, ~3 min) -> docs/performance-tracing.md
