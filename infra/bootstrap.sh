@@ -67,21 +67,23 @@ wanted=${VENV_PYTHON:-}
 if [ -z "$wanted" ] && [ -x /usr/bin/python3 ]; then
   wanted=/usr/bin/python3
 fi
+# The stamp holds the choice (and whether VENV_PYTHON made it), not its
+# outcome: a system Python that did not suit is not tried again each run,
+# while a VENV_PYTHON that does not suit fails every run until it is changed.
+choice="${VENV_PYTHON:+explicit }$wanted"
 stamp=.venv/.synced-bytecode
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ uv.lock -nt "$stamp" ] ||
-  [ "$(cat "$stamp")" != "$wanted" ]; then
-  chosen=$wanted
+  [ "$(cat "$stamp")" != "$choice" ]; then
   say "syncing .venv from uv.lock (Python: ${wanted:-as uv finds it})"
   sync=("$PYTHON" -m uv sync --frozen --quiet --compile-bytecode)
   if [ -n "$wanted" ] && ! "${sync[@]}" --python "$wanted"; then
     # The system's Python is outside requires-python (too old, say): uv's choice.
     [ -z "${VENV_PYTHON:-}" ] || exit 1
     say "$wanted does not suit this project; syncing with the Python uv finds"
-    wanted=""
     "${sync[@]}"
   elif [ -z "$wanted" ]; then
     "${sync[@]}"
   fi
-  printf '%s' "$chosen" >"$stamp"
+  printf '%s' "$choice" >"$stamp"
 fi
 .venv/bin/python -m compileall -q -j 0 services gateway infra loadtests chaos tests >/dev/null
