@@ -7,17 +7,24 @@ carries the request id, never the server's bare ``text/plain`` 500.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
+import sqlalchemy.exc
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.chassis.app import build_app
 from services.chassis.config import ServiceSettings
+from services.chassis.db import LOST_CONNECTION
 from services.chassis.errors import PROBLEM_JSON
 from services.chassis.http import RequestMiddleware
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @asynccontextmanager
@@ -77,3 +84,37 @@ async def test_a_405_names_every_method_of_the_path_not_only_the_first_route() -
     assert response.status_code == 405
     assert response.headers["content-type"] == PROBLEM_JSON
     assert response.headers["allow"] == "DELETE, GET, POST"
+
+
+async def test_a_lost_database_is_a_503_where_the_service_names_its_driver_errors() -> None:
+    """A service with a database passes its driver's connection errors; they
+    answer 503 like a refused socket, not 500 like a bug."""
+    lost = sqlalchemy.exc.OperationalError("SELECT 1", None, ConnectionResetError())
+
+    def service(unreachable: tuple[type[Exception], ...]) -> FastAPI:
+        settings = ServiceSettings(access_log=False)
+        app = build_app(settings, title="t", lifespan=_no_resources, unreachable=unreachable)
+
+        @app.get("/rows")
+        async def rows() -> None:
+            raise lost
+
+        return app
+
+    async with _client(service(LOST_CONNECTION)) as http:
+        response = await http.get("/rows")
+    assert (response.status_code, response.json()["code"]) == (503, "dependency_unavailable")
+    async with _client(service(())) as http:
+        _assert_internal_error(await http.get("/rows"))
+
+
+def test_the_gateway_loads_no_database_driver() -> None:
+    """The gateway has no database: SQLAlchemy and asyncpg (~14 MB and ~0.2 s
+    of start-up a replica here) stay out of its process."""
+    probe = "import sys, gateway.main; print(sorted({m.split('.')[0] for m in sys.modules}))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO_ROOT
+    ).stdout
+    assert "'fastapi'" in loaded  # the probe saw the gateway's modules
+    assert "'sqlalchemy'" not in loaded
+    assert "'asyncpg'" not in loaded

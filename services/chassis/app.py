@@ -32,6 +32,7 @@ def build_app(
     signer: GatewaySigner | None = None,
     unsigned_paths: frozenset[str] = UNSIGNED_PATHS,
     shortcut: Callable[[ASGIApp], ASGIApp] | None = None,
+    unreachable: tuple[type[Exception], ...] = (),
 ) -> FastAPI:
     """A FastAPI app with health, metrics, problem errors, request ids and body limits.
 
@@ -48,6 +49,10 @@ def build_app(
     pure ASGI app that answers a service's hottest route itself and hands
     every other request on (the link service's redirects and creations,
     ``services.link.shortcut.HotPathShortcut``).
+
+    ``unreachable``: errors besides OSError and TimeoutError that mean a
+    store is out of reach, answered 503 (a service with a database passes
+    ``services.chassis.db.LOST_CONNECTION``).
     """
     app = FastAPI(
         title=title,
@@ -64,7 +69,7 @@ def build_app(
         # for two server spans and one per dependency.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
-    install_error_handlers(app)
+    install_error_handlers(app, unreachable)
     install_problem_schema(app)
     app.include_router(health_router())
     app.include_router(metrics_router())

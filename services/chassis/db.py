@@ -15,11 +15,12 @@ import weakref
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
+import asyncpg
 from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import MetaData, event, text
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -31,7 +32,24 @@ from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, QueuePoo
 
 from services.chassis.config import DatabaseSettings
 
-__all__ = ["Base", "asyncpg_url", "create_engine", "ping", "session_scope"]
+__all__ = [
+    "LOST_CONNECTION",
+    "Base",
+    "asyncpg_url",
+    "create_engine",
+    "ping",
+    "session_scope",
+]
+
+# A database that cannot be reached, as SQLAlchemy and asyncpg say it: with
+# OSError and TimeoutError, answered 503 (services/chassis/errors.py); a
+# service with a database hands them to ``build_app``.
+LOST_CONNECTION: tuple[type[Exception], ...] = (
+    OperationalError,
+    InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+)
 
 # Explicit constraint names: migrations can refer to them, and an
 # IntegrityError names the rule that was broken.

@@ -24,9 +24,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Final
 
-import asyncpg
 import orjson
-import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -227,13 +225,11 @@ _METHODS: Final = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
 # A database or cache that cannot be reached: the request is fine, the
 # moment is not. Transactions roll back, so nothing is left half-written.
+# A service with a database adds its driver's errors (services.chassis.db
+# LOST_CONNECTION); the gateway has none and never imports them.
 _LOST_DEPENDENCY: tuple[type[Exception], ...] = (
     OSError,  # refused, reset, unreachable (ConnectionError is one)
     TimeoutError,
-    sqlalchemy.exc.OperationalError,
-    sqlalchemy.exc.InterfaceError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
 )
 
 
@@ -268,11 +264,12 @@ async def send_internal_error(send: Send, exc: Exception) -> None:
     await send_problem(send, *_INTERNAL_ERROR)
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Render every error the app can raise as a problem document."""
+def install_error_handlers(app: FastAPI, unreachable: tuple[type[Exception], ...] = ()) -> None:
+    """Render every error the app can raise as a problem document; ``unreachable``:
+    more errors that mean a store cannot be reached (503)."""
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    for lost in _LOST_DEPENDENCY:
+    for lost in (*_LOST_DEPENDENCY, *unreachable):
         app.add_exception_handler(lost, _dependency_lost)
     app.add_exception_handler(Exception, _unexpected_error)
