@@ -11,20 +11,18 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import httpx
 import sqlalchemy.exc
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from infra.devstack.stack import REPO_ROOT
 from services.chassis.app import build_app
 from services.chassis.config import ServiceSettings
 from services.chassis.db import LOST_CONNECTION
 from services.chassis.errors import PROBLEM_JSON
 from services.chassis.http import RequestMiddleware
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @asynccontextmanager
