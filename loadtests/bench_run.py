@@ -11,7 +11,7 @@ from loadtests.openloop import OpenLoopResult
 from loadtests.profile import ProcessProfile
 from loadtests.wrk import WrkResult
 
-__all__ = ["BenchRun", "Measured", "OpenLoopRun", "median_run"]
+__all__ = ["BenchRun", "Measured", "OpenLoopRun", "median_run", "upper_median"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,12 @@ def median_run(runs: list[Measured]) -> Measured:
     return sorted(runs, key=key)[len(runs) // 2]
 
 
+def upper_median(values: list[float]) -> float:
+    """The middle value; of an even count, the greater of the two middle ones
+    (a bound judged on it is never met by averaging a good run with a bad one)."""
+    return sorted(values)[len(values) // 2]
+
+
 @dataclass
 class OpenLoopRun:
     """One open-loop run, and the CPU each process spent during it."""
@@ -72,6 +78,7 @@ class BenchRun:
     idle_pss: dict[str, int] = field(default_factory=dict)
     floor: Measured | None = None
     scenarios: list[Measured] = field(default_factory=list)
+    # At the offered rate: the targets' rows several times each, in turn.
     open_loop: list[OpenLoopRun] = field(default_factory=list)
     # The proxied path and its reference at fractions of ``offered_rate``.
     lower_rates: list[OpenLoopRun] = field(default_factory=list)
@@ -85,3 +92,10 @@ class BenchRun:
     def ratio(self, measured: Measured) -> float:
         assert self.floor is not None
         return measured.ratio(self.floor)
+
+    def open_loop_runs(self) -> dict[str, list[OpenLoopRun]]:
+        """The runs at the offered rate, by target, in the order they ran."""
+        runs: dict[str, list[OpenLoopRun]] = {}
+        for o in self.open_loop:
+            runs.setdefault(o.label, []).append(o)
+        return runs
