@@ -18,14 +18,15 @@ from sqlalchemy import (
     Date,
     DateTime,
     Index,
+    MetaData,
     String,
     Uuid,
     func,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from services.chassis.db import Base
+from services.chassis.db import NAMING_CONVENTION
 
 __all__ = [
     "DIMENSIONS",
@@ -38,6 +39,12 @@ __all__ = [
 
 # The breakdowns kept per link per day (see ClicksByDimension).
 DIMENSIONS = ("referrer", "device", "browser", "os")
+
+
+class Base(DeclarativeBase):
+    """The analytics service's tables, in metadata of its own: its database is its own."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 class ProcessedEvent(Base):

@@ -19,7 +19,7 @@ import asyncpg
 from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import MetaData, event, text
+from sqlalchemy import event, text
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -27,14 +27,13 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, QueuePool
 
 from services.chassis.config import DatabaseSettings
 
 __all__ = [
     "LOST_CONNECTION",
-    "Base",
+    "NAMING_CONVENTION",
     "asyncpg_url",
     "create_engine",
     "ping",
@@ -60,12 +59,6 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-
-class Base(DeclarativeBase):
-    """Declarative base with the naming convention; each service has its own tables."""
-
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 def asyncpg_url(url: str) -> str:

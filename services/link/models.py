@@ -12,6 +12,7 @@ from sqlalchemy import (
     Identity,
     Index,
     LargeBinary,
+    MetaData,
     SmallInteger,
     String,
     Text,
@@ -19,11 +20,17 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from services.chassis.db import Base
+from services.chassis.db import NAMING_CONVENTION
 
 __all__ = ["Link", "OutboxMessage"]
+
+
+class Base(DeclarativeBase):
+    """The link service's tables, in metadata of its own: its database is its own."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 class Link(Base):

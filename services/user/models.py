@@ -15,17 +15,24 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     LargeBinary,
+    MetaData,
     String,
     Text,
     Uuid,
     func,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from services.chassis.db import Base
+from services.chassis.db import NAMING_CONVENTION
 
 __all__ = ["ApiKey", "RefreshToken", "SigningKey", "User"]
+
+
+class Base(DeclarativeBase):
+    """The user service's tables, in metadata of its own: its database is its own."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 class User(Base):

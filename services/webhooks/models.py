@@ -20,6 +20,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    MetaData,
     String,
     Text,
     Uuid,
@@ -27,13 +28,19 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from services.chassis.db import Base
+from services.chassis.db import NAMING_CONVENTION
 
 __all__ = ["Attempt", "Delivery", "DeliveryEvent", "Endpoint", "LinkOwner", "ParkedClick"]
 
 _NOW = func.now()
+
+
+class Base(DeclarativeBase):
+    """The webhooks service's tables, in metadata of its own: its database is its own."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 class Endpoint(Base):
