@@ -43,7 +43,7 @@ def create_app(settings: LinkSettings | None = None) -> FastAPI:
         key = settings.ip_hash_key.get_secret_value().encode() if settings.ip_hash_key else None
         app.state.settings = settings
         sessions = async_sessionmaker(engine, expire_on_commit=False)
-        relay = OutboxRelay(sessions, settings, listen_url=settings.database_url)
+        relay = OutboxRelay(sessions, settings)
         await relay.start()
         janitor = Janitor.for_settings(
             "outbox",

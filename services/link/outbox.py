@@ -18,10 +18,6 @@ retries with backoff and the rows wait in the table: requests never wait for
 the broker, and nothing is lost. Rows of one key (a link code) go out in the
 order they were written, even with several relays (``_held_back``), so a
 partition carries each link's history in order.
-
-A relay is woken by its own replica's commits and, through Postgres
-``NOTIFY outbox`` (migration 0007, services/chassis/listen.py), by every
-other replica's; it polls only for what no notification announces.
 """
 
 from __future__ import annotations
@@ -41,7 +37,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.chassis.config import KafkaSettings
 from services.chassis.db import session_scope
 from services.chassis.kafka import start_producer
-from services.chassis.listen import Listener
 from services.chassis.tasks import finish_within
 from services.chassis.tracing_kafka import (
     context_of_traceparent,
@@ -68,14 +63,15 @@ OUTBOX_FAILURES = Counter(
 )
 
 BATCH_SIZE = 500
-# This replica's own commits wake its relay at once, and every commit's
-# NOTIFY (migration 0007) wakes every replica's that listens. Polls are for
-# what no notification announces: rows another relay let go (it crashed, or
-# held rows of ours back), or any row while the listening connection is down.
-POLL_INTERVAL_SECONDS = 0.2
-# Each poll is a transaction and a query (~3 ms of the service's CPU): five a
-# second were ~1.5 % of a core all day long, a redirect's latency when it fell in one.
-LISTENING_POLL_SECONDS = 2.0
+# A replica's commits wake its own relay at once, and that relay sends them;
+# polls are for what no commit of this replica announces: rows of a replica
+# that died before relaying them. Each poll is a transaction and a query
+# (~3 ms of the service's CPU): five a second were ~1.5 % of a core all day
+# long, and a redirect's latency when one fell in a poll.
+POLL_INTERVAL_SECONDS = 2.0
+# Rows held back for another relay's older rows of their key: that relay
+# tells nobody when it is done, so they are looked at again soon.
+HELD_BACK_POLL_SECONDS = 0.2
 # Counting reads the whole pending index: cheap when drained, not during an outage.
 COUNT_INTERVAL_SECONDS = 5.0
 MIN_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS = 0.1, 5.0
@@ -116,10 +112,7 @@ class OutboxRelay:
         *,
         batch_size: int = BATCH_SIZE,
         poll_interval_seconds: float = POLL_INTERVAL_SECONDS,
-        listen_url: str | None = None,
     ) -> None:
-        """``listen_url``: the database to LISTEN on for other replicas' commits;
-        None polls every ``poll_interval_seconds``."""
         self._sessions = sessions
         self._settings = settings
         self._batch_size = batch_size
@@ -127,7 +120,6 @@ class OutboxRelay:
         # An acknowledgement later than this is a failure; the rows stay locked until then.
         self._ack_timeout = 2 * settings.kafka_request_timeout_ms / 1000
         self._wakeup = asyncio.Event()
-        self._listener = Listener(listen_url, "outbox", self.wake) if listen_url else None
         self._stopped = asyncio.Event()
         self._producer: AIOKafkaProducer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -152,8 +144,6 @@ class OutboxRelay:
         # A batch cut short rolls its transaction back: its rows stay pending.
         await finish_within(self._task, timeout_seconds)
         await self._disconnect()
-        if self._listener is not None:
-            await self._listener.close()
 
     async def _run(self) -> None:
         backoff = MIN_BACKOFF_SECONDS
@@ -176,13 +166,8 @@ class OutboxRelay:
                 log.info("outbox relay recovered")
                 backoff = MIN_BACKOFF_SECONDS
             if sent < self._batch_size:  # caught up (or held back): wait for news
-                await _pause(self._wakeup, await self._next_poll(held))
-
-    async def _next_poll(self, held: bool) -> float:
-        """Seconds until the next look, if no commit is announced first."""
-        if held or self._listener is None or not await self._listener.ensure():
-            return self._poll_interval  # the relay holding older rows tells nobody
-        return LISTENING_POLL_SECONDS
+                wait = HELD_BACK_POLL_SECONDS if held else self._poll_interval
+                await _pause(self._wakeup, wait)
 
     async def _relay_batch(self) -> tuple[int, bool]:
         """Send the oldest pending rows and mark them published: the number
