@@ -112,3 +112,16 @@ def test_open_loop_cpu_shows_each_targets_median_run() -> None:
     for spent in (1.0, 0.4, 0.5):
         run.open_loop.append(OpenLoopRun(HOP_OPEN_LOOP, done, {"gateway": spent}, 1.0))
     assert open_loop_cpu(run).splitlines()[2] == f"| {HOP_OPEN_LOOP} | 0.50 |"
+
+
+def test_a_ratio_just_under_its_goal_never_reads_as_the_goal() -> None:
+    def row(rate: float) -> str:
+        run = BenchRun(10, 50, 2, 1000)
+        run.floor = Measured("floor", WrkResult(46480, 10.0, 1.0, 2.0, 3.0, 4.0, 0, 0), {})
+        created = WrkResult(int(rate * 10), 10.0, 1.0, 2.0, 3.0, 4.0, 0, 0)
+        run.scenarios.append(Measured("d. create", created, {}, floor_rate=4648))
+        return next(line for line in _targets(run).splitlines() if line.startswith("| d."))
+
+    assert "| 0.099x floor | **NOT met** |" in row(461)
+    assert "| 0.10x floor | met |" in row(465)
+    assert "| 0.13x floor | met |" in row(600)
