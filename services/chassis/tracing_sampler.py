@@ -90,7 +90,7 @@ class NoOrphanClients(Sampler):
     """Drops a client span that would start a trace; otherwise asks ``inner``.
 
     A database query, Redis command or HTTP call outside any request is a
-    background chore (the outbox relay polls Postgres five times a second,
+    background chore (the outbox relay polls Postgres every 2 s,
     readiness probes call the upstreams): sampled as a root, each would be a
     one-span trace burying the requests in Jaeger. Inside a trace they are
     kept or dropped with it.
