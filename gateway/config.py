@@ -63,6 +63,11 @@ class GatewaySettings(ServiceSettings, RedisSettings, ClickPublisherSettings, In
     # without the link hop (0 turns it off); also the bound on how late a
     # change made through another replica can be seen (gateway/stale.py).
     redirect_cache_seconds: float = Field(5.0, ge=0)
+    # The Redis in which the link service publishes its redirect read model
+    # (LINK_REDIS_URL's): a redirect not in memory is answered from it
+    # without the link hop (gateway/readmodel.py, ADR 0022). Empty: every
+    # such redirect goes to the link service. Timeouts and breaker: GATEWAY_REDIS_*.
+    redirect_read_model_url: str = ""
     # The key the link service hashes client addresses with (LINK_IP_HASH_KEY):
     # the gateway publishes the clicks of replayed redirects itself.
     ip_hash_key: SecretStr | None = None

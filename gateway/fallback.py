@@ -94,6 +94,18 @@ class Fallback:
         await self._answer(request, request.code, entry, b"hit", headers)
         return entry.status
 
+    async def serve_shared(
+        self, request: Outage, status: int, headers: list[tuple[bytes, bytes]], generation: int
+    ) -> int:
+        """Answer a redirect from the link service's read model (gateway/readmodel.py)
+        and learn it, as if the link service had sent ``headers``."""
+        assert request.code is not None
+        self.learn(request.code, status, headers, generation)
+        self._record(request, request.code)
+        sent = [(k, v) for k, v in headers if k != STALE_TTL_HEADER]
+        await self._send(request, status, b"shared", sent)
+        return status
+
     async def replay(self, outage: Outage) -> int | None:
         """Answer with a stale redirect if one is safe; its status, or None."""
         if outage.code is None:
@@ -114,18 +126,24 @@ class Fallback:
         headers: list[tuple[bytes, bytes]],
     ) -> None:
         """Send ``entry`` as the redirect and publish its click, as the link service would."""
+        self._record(request, code)
+        await self._send(request, entry.status, how, [*headers, (b"location", entry.location)])
+
+    def _record(self, request: Outage, code: str) -> None:
         self.clicks.record(
             code, request.scope["headers"], request.identity.client_ip, request.click_id
         )
+
+    @staticmethod
+    async def _send(
+        request: Outage, status: int, how: bytes, headers: list[tuple[bytes, bytes]]
+    ) -> None:
         headers += [
-            (b"location", entry.location),
             (b"x-gateway-cache", how),
             (b"content-length", b"0"),
             *request.extra_headers,
         ]
-        await request.send(
-            {"type": "http.response.start", "status": entry.status, "headers": headers}
-        )
+        await request.send({"type": "http.response.start", "status": status, "headers": headers})
         await request.send({"type": "http.response.body", "body": b""})
 
     async def unavailable(self, outage: Outage, reason: str, retry_after: float) -> int:

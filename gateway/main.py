@@ -26,6 +26,7 @@ from gateway.lookups import RedirectLookups, create_lookup_session
 from gateway.openapi import OpenApiMerger
 from gateway.proxy import Upstream, UpstreamProxy
 from gateway.ratelimit import RateLimiter
+from gateway.readmodel import read_model_for
 from gateway.resilience import build_guard
 from gateway.stale import StaleClicks, StaleRedirects
 from gateway.web import web_router
@@ -73,6 +74,7 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
         )
         fallback = Fallback(redirects, StaleClicks(clicks, _ip_hash_key(settings)))
         link_changes = LinkChangeListener(settings, redirects)
+        read_model = read_model_for(settings)
         if settings.redirect_cache_seconds > 0:
             link_changes.start()
         user_url = upstreams["user"].base_url
@@ -96,6 +98,7 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
                 settings.max_body_bytes,
                 fallback,
                 lookups=_lookups(settings, lookups_session, upstreams["link"], signer),
+                read_model=read_model,
             ),
         )
         app.state.openapi = OpenApiMerger(client, upstreams)
@@ -114,6 +117,8 @@ def create_app(settings: GatewaySettings | None = None) -> ASGIApp:
             await client.aclose()
             await lookups_session.close()
             await proxy_session.close()
+            if read_model is not None:
+                await read_model.close()
             await limiter.stop()
             await clicks.stop(settings.shutdown_timeout_seconds)
 

@@ -5,7 +5,9 @@ httpx's transport forwards at a tenth of the speed here
 (../shared/PERFORMANCE.md), and httpx's Request and Response objects over
 aiohttp's transport (``httpx-aiohttp``, the gateway's own calls) were a
 fifth of the gateway's CPU per proxied API call (docs/performance.md).
-Redirects that are not sampled for tracing take another way: batched
+A redirect the gateway does not hold in memory is first looked up in the
+link service's read model (gateway/readmodel.py, ADR 0022); those that
+still need the link service and are not sampled for tracing go as batched
 lookups (gateway/lookups.py, ADR 0012).
 """
 
@@ -22,6 +24,7 @@ from yarl import URL
 from gateway.fallback import Fallback, Outage
 from gateway.headers import FORWARDING, HOP_BY_HOP, RESPONSE_DROP
 from gateway.lookups import RedirectLookups
+from gateway.readmodel import RedirectReadModel
 from gateway.resilience import BulkheadFull, UpstreamGuard
 from gateway.routes import REDIRECT_TEMPLATE
 from gateway.visits import sampled, serve_visit, settle_redirect
@@ -77,6 +80,7 @@ class UpstreamProxy:
         fallback: Fallback,
         *,
         lookups: RedirectLookups | None = None,
+        read_model: RedirectReadModel | None = None,
     ) -> None:
         self.session = session
         self.tracer = current_tracer()
@@ -85,6 +89,8 @@ class UpstreamProxy:
         self.fallback = fallback
         # Redirects not sampled for tracing go through batched lookups; None: each its own request.
         self.lookups = lookups
+        # Redirects not in memory are looked up here before the link hop; None: never.
+        self.read_model = read_model
         # What a client sent that is not forwarded: hop-by-hop headers, those
         # the gateway sets itself, and a trace context (the configured
         # propagators' fields: traceparent, tracestate, baggage). The gateway
@@ -118,11 +124,11 @@ class UpstreamProxy:
         # One id per visit, whoever ends up answering it (gateway/stale.py).
         click_id = new_id() if code is not None else None
         outage = Outage(upstream.name, scope, send, identity, extra_headers, code, click_id)
-        if code is not None:
-            fresh = await self.fallback.serve_fresh(outage)
-            if fresh is not None:
-                return fresh
         generation = self.fallback.stale.generation
+        if code is not None:
+            here = await self._answer_here(outage, generation)
+            if here is not None:
+                return here
         try:
             guard.bulkhead.acquire()
         except BulkheadFull:
@@ -138,6 +144,14 @@ class UpstreamProxy:
             return await self._answer(response, outage, generation)
         finally:
             guard.bulkhead.release()
+
+    async def _answer_here(self, outage: Outage, generation: int) -> int | None:
+        """A redirect answered without the link hop (from memory, else from
+        the read model); its status, or None."""
+        fresh = await self.fallback.serve_fresh(outage)
+        if fresh is None and self.read_model is not None:
+            return await self.read_model.serve(self.fallback, outage, generation)
+        return fresh
 
     async def _answer(
         self, response: aiohttp.ClientResponse, outage: Outage, generation: int

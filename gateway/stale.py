@@ -35,13 +35,14 @@ from datetime import UTC, datetime
 
 from prometheus_client import Counter, Gauge
 
+from services.chassis import redirects
 from services.chassis.context import request_id_var
 from services.chassis.events import IpHasher, LinkClicked, bounded_header
 from services.chassis.kafka import EventPublisher
 
 __all__ = ["STALE_TTL_HEADER", "StaleClicks", "StaleRedirect", "StaleRedirects"]
 
-STALE_TTL_HEADER = b"x-redirect-stale-ttl"
+STALE_TTL_HEADER = redirects.STALE_TTL_HEADER.encode()
 STALE_SERVED = Counter(
     "gateway_stale_redirects_total", "Redirects replayed from the stale cache during an outage."
 )

@@ -7,20 +7,21 @@ measures, one after another:
 1. closed loop (wrk): the floor and the full path through the gateway, hot
    link (answered from the gateway's redirect cache), three times each in
    turn; the link service alone, cache hit; the full path through a second
-   gateway with that cache off (the link hop), and its reference, the bare
-   two-hop floor (loadtests/floor.py); the full path on cache misses
-   (codes never followed, link cache flushed); link creation through the
-   gateway, three runs;
+   gateway with that cache off (answered from the link service's read
+   model), through a third with the read model off too (the link hop), and
+   the hop's reference, the bare two-hop floor (loadtests/floor.py); the
+   full path on cache misses (codes never followed, link cache flushed);
+   link creation through the gateway, three runs;
 2. open loop: a fixed offered rate of redirects through the gateway (its
-   memory on, and off), latency from each request's intended send time, and
-   the floor and the bare two-hop floor (loadtests/floor.py: the proxied
-   path's hops with none of the system on them) at the same rate, each
-   target three times (the proxied path and its reference in turn), its
-   bounds judged on the median run; the proxied path and that reference
-   at lower rates too;
+   memory on; off, from the read model; off, through the link service),
+   latency from each request's intended send time, and the floor and the
+   bare two-hop floor (loadtests/floor.py: the link hop's path with none of
+   the system on it) at the same rate, each target three times (the hop
+   and its reference in turn), its bounds judged on the median run; the
+   read model's path at lower rates too;
 3. idle memory of the stack, and the seconds a warm start takes;
-4. py-spy profiles: the gateway on the hot path, and the gateway and the
-   link service on the proxied path.
+4. py-spy profiles: the gateway on the hot path, the gateway on the read
+   model's path, and the gateway and the link service on the link hop.
 
 The rate limiter is set out of the way; access logs stay as shipped.
 Results go to stdout and to the ``bench`` section of ``docs/performance.md``.
@@ -49,7 +50,7 @@ from loadtests.accounts import Account, create_link, list_codes, open_account, v
 from loadtests.bench_run import BenchRun, Measured, median_run
 from loadtests.docpage import write_section
 from loadtests.floor import FLOOR_CODE
-from loadtests.openloop_report import HOP_OPEN_LOOP, TWO_HOP_OPEN_LOOP
+from loadtests.openloop_report import HOP_OPEN_LOOP, LINK_OPEN_LOOP, TWO_HOP_OPEN_LOOP
 from loadtests.profile import profile_under_load, stolen_cpu_seconds
 from loadtests.redirect_report import render
 from loadtests.rows import FLOOR_ROW, Rows
@@ -67,12 +68,13 @@ PROFILES = REPO_ROOT / ".devstack/bench/profile"
 ROUNDS = 3
 HOT_ROW = "b. gateway (2 replicas), hot link (gateway's redirect cache), click recorded"
 DIRECT_ROW = "a. link service alone, cache hit"
-HOP_ROW = "b2. gateway (1 process) → link, gateway cache off, link cache hit"
+HOP_ROW = "b2. gateway (1 process), its memory off: the link service's read model (Redis)"
+THROUGH_LINK_ROW = "b3. gateway (1 process) → link, memory and read model off, link cache hit"
 CREATE_ROW = "d. create a link through the gateway (API key)"
 # The proxied path and its reference are also offered these shares of the
 # open loop's rate: how latency grows with the rate on this machine.
 LOWER_RATES = (0.25, 0.5)
-TWO_HOP_ROW = "b2's reference: bare two hops (aiohttp → redis-py GET, no framework)"
+TWO_HOP_ROW = "b3's reference: bare two hops (aiohttp → redis-py GET, no framework)"
 
 
 def main() -> None:
@@ -155,7 +157,7 @@ class Bench(Rows):
             )
             watched = {"gateway (row b, one of its two replicas)": self.pids["gateway"]}
             run.profiled_rate = self.profile(self.gateway + path, watched)
-            hop, two_hops = self.measure_link_hop(path)
+            hops = self.measure_link_hop(path)
             body = post_json_script('{"url": "https://example.com/created-by-bench"}')
             url = f"{self.gateway}/api/v1/links"
             runs = [
@@ -172,7 +174,7 @@ class Bench(Rows):
             needed = math.ceil(hot.wrk.good_rate * run.seconds * 0.5)
             codes = self.fresh_codes(http, owner, path.lstrip("/"), needed, create.wrk.good_rate)
             cold = self.beside_floor(lambda: self.measure_misses(codes))
-            run.scenarios = [direct, hot, hop, two_hops, cold, create]
+            run.scenarios = [direct, hot, *hops, cold, create]
             http.get(path)  # back in the cache after the flush
             for _ in range(ROUNDS):
                 self.open_loop("gateway, hot link", self.gateway + path)
@@ -190,35 +192,56 @@ class Bench(Rows):
         self.run.floor = median_run(floors)
         return median_run(hots)
 
-    def measure_link_hop(self, path: str) -> tuple[Measured, Measured]:
-        """Row b without the gateway's redirect cache: a second gateway with it
-        off, every redirect through the link service (its cache hit); and its
-        reference, the bare two-hop floor, each closed loop beside a floor run,
-        then the two in turn in open loop, rate by rate: a burst of steal on the
+    def measure_link_hop(self, path: str) -> list[Measured]:
+        """Row b without the gateway's memory: a second gateway with it off,
+        every redirect answered from the link service's read model (row b2);
+        a third with the read model off too, every redirect through the link
+        service (its cache hit; row b3); and b3's reference, the bare two-hop
+        floor. Each closed loop beside a floor run; then in open loop b2 at
+        each rate, and b3 and its reference in turn: a burst of steal on the
         host falls on both rather than on one."""
         with (
-            uncached_gateway(self.ports, self.state.log("gateway-uncached")) as (url, pid),
+            uncached_gateway(self.ports, self.state.log("gateway-uncached")) as (shared, pid),
+            uncached_gateway(
+                self.ports,
+                self.state.log("gateway-hop"),
+                "gateway-hop",
+                redirect_read_model_url="",
+            ) as (through, hop_pid),
             two_hop_floor(self.ports, self.state) as (bare, bare_pids),
         ):
-            # Its CPU is the row's gateway column; the stack's gateway idles.
-            stack_gateway, self.pids["gateway"] = self.pids["gateway"], pid
+            stack_gateway = self.pids["gateway"]
             self.pids.update(bare_pids)
-            self.publishers = [url, self.link]
-            hop, reference = url + path, f"{bare}/{FLOOR_CODE}"
+            read_model, hop, reference = shared + path, through + path, f"{bare}/{FLOOR_CODE}"
             try:
-                measured = self.beside_floor(lambda: self.closed(HOP_ROW, hop))
-                bare_measured = self.beside_floor(lambda: self.closed(TWO_HOP_ROW, reference))
+                # Each row's gateway is the gateway column; the stack's idles.
+                self.use_gateway(shared, pid)
+                measured = [self.beside_floor(lambda: self.closed(HOP_ROW, read_model))]
+                self.use_gateway(through, hop_pid)
+                measured.append(self.beside_floor(lambda: self.closed(THROUGH_LINK_ROW, hop)))
+                measured.append(self.beside_floor(lambda: self.closed(TWO_HOP_ROW, reference)))
+                self.use_gateway(shared, pid)
                 for share in [1.0] * ROUNDS + list(LOWER_RATES):
-                    self.open_loop(HOP_OPEN_LOOP, hop, share)
-                    self.open_loop(TWO_HOP_OPEN_LOOP, reference, share)
-                watched = {"gateway (row b2)": pid, "link (row b2)": self.pids["link"]}
-                self.run.profiled_hop_rate = self.profile(hop, watched)
+                    self.open_loop(HOP_OPEN_LOOP, read_model, share)
+                watched = {"gateway (row b2)": pid}
+                self.run.profiled_hop_rate = self.profile(read_model, watched)
+                self.use_gateway(through, hop_pid)
+                for _ in range(ROUNDS):
+                    self.open_loop(LINK_OPEN_LOOP, hop)
+                    self.open_loop(TWO_HOP_OPEN_LOOP, reference)
+                watched = {"gateway (row b3)": hop_pid, "link (row b3)": self.pids["link"]}
+                self.run.profiled_link_rate = self.profile(hop, watched)
             finally:
                 self.pids["gateway"] = stack_gateway
                 for name in bare_pids:
                     del self.pids[name]
                 self.publishers = self.stack_publishers
-        return measured, bare_measured
+        return measured
+
+    def use_gateway(self, url: str, pid: int) -> None:
+        """The gateway whose CPU and click buffer the next rows count."""
+        self.pids["gateway"] = pid
+        self.publishers = [url, self.link]
 
     def fresh_codes(
         self, http: httpx.Client, owner: Account, hot: str, needed: int, create_rate: float

@@ -85,6 +85,7 @@ class BenchRun:
     profiles: dict[str, ProcessProfile] = field(default_factory=dict)
     profiled_rate: float = 0.0
     profiled_hop_rate: float = 0.0
+    profiled_link_rate: float = 0.0
     background_cores: float = 0.0  # the most the rest of the machine used between rows
     stolen_share: float = 0.0  # of the cores' time over the whole run, taken by the hypervisor
     commit: str = field(default_factory=commit)  # of the code the stack loads

@@ -10,6 +10,7 @@ from loadtests.openloop import OpenLoopResult
 
 __all__ = [
     "HOP_OPEN_LOOP",
+    "LINK_OPEN_LOOP",
     "TWO_HOP_OPEN_LOOP",
     "by_rate",
     "open_loop_cpu",
@@ -18,21 +19,26 @@ __all__ = [
     "process_order",
 ]
 
-HOP_OPEN_LOOP = "gateway → link, gateway cache off"
+HOP_OPEN_LOOP = "gateway, memory off: read model"
+LINK_OPEN_LOOP = "gateway → link, memory and read model off"
 TWO_HOP_OPEN_LOOP = "bare two hops (reference)"
 # open-loop row label -> the most its p99 may be, in ms
 OPEN_LOOP_P99_TARGETS_MS = {"gateway, hot link": 5.0, HOP_OPEN_LOOP: 10.0}
 # open-loop row label -> the row measured beside it that shows what the
 # machine gives the same path with nothing of the system on it
-OPEN_LOOP_REFERENCES = {HOP_OPEN_LOOP: TWO_HOP_OPEN_LOOP}
+OPEN_LOOP_REFERENCES = {LINK_OPEN_LOOP: TWO_HOP_OPEN_LOOP}
+# Shown with the targets against the same bound, not judged: the link hop,
+# which the read model took off the proxied path (ADR 0022) and which each
+# link's first visit, and every visit of a visit-limited one, still takes.
+OPEN_LOOP_SHOWN_MS = {LINK_OPEN_LOOP: 10.0}
 MISSED_SLOTS_TARGET = 0.01  # requests sent more than 2 ms late, at most this share
 _MS, _SHARE = "{:,.1f} ms", "{:.1%}"
 
 
 def by_rate(run: BenchRun) -> list[OpenLoopRun]:
-    """The proxied path and its reference at every rate offered, rate by rate,
-    each rate's runs in the order they ran (in turn)."""
-    labels = (HOP_OPEN_LOOP, TWO_HOP_OPEN_LOOP)
+    """The read model's path at every rate offered, rate by rate, each rate's
+    runs in the order they ran."""
+    labels = (HOP_OPEN_LOOP,)
     runs = [o for o in [*run.open_loop, *run.lower_rates] if o.label in labels]
     return sorted(runs, key=lambda o: o.result.rate)
 
@@ -83,12 +89,14 @@ def process_order(name: str) -> int:
     return order.index(name) if name in order else len(order)
 
 
-def open_loop_targets(run: BenchRun) -> list[tuple[str, str, str, bool]]:
-    """The open-loop targets' rows: each bound judged on the median of its runs."""
-    rows: list[tuple[str, str, str, bool]] = []
+def open_loop_targets(run: BenchRun) -> list[tuple[str, str, str, bool | None]]:
+    """The open-loop targets' rows: each bound judged on the median of its runs
+    (None: a row shown against a bound, not judged)."""
+    rows: list[tuple[str, str, str, bool | None]] = []
     by_label = {label: [o.result for o in runs] for label, runs in run.open_loop_runs().items()}
     for label, results in by_label.items():
-        bound = OPEN_LOOP_P99_TARGETS_MS.get(label)
+        judged = label in OPEN_LOOP_P99_TARGETS_MS
+        bound = OPEN_LOOP_P99_TARGETS_MS.get(label) or OPEN_LOOP_SHOWN_MS.get(label)
         if bound is None:
             continue
         p99, late = (
@@ -101,9 +109,11 @@ def open_loop_targets(run: BenchRun) -> list[tuple[str, str, str, bool]]:
             p99_got += f" (bare two hops: {_over_runs(reference, _MS, _p99)})"
             late_got += f" (bare two hops: {_over_runs(reference, _SHARE, _late)})"
         offered = f"{results[0].rate:,.0f}/s offered"
-        rows.append((f"{label}: p99 at {offered}", f"≤ {bound:.0f} ms", p99_got, p99 <= bound))
+        p99_ok, late_ok = p99 <= bound, late <= MISSED_SLOTS_TARGET
+        rows.append((f"{label}: p99 at {offered}", f"≤ {bound:.0f} ms", p99_got,
+                     p99_ok if judged else None))  # fmt: skip
         rows.append((f"{label}: sent > 2 ms late", f"≤ {MISSED_SLOTS_TARGET:.0%}",
-                     late_got, late <= MISSED_SLOTS_TARGET))  # fmt: skip
+                     late_got, late_ok if judged else None))  # fmt: skip
     return rows
 
 

@@ -57,20 +57,21 @@ def two_hop_floor(ports: Ports, state: StateDir) -> Iterator[tuple[str, dict[str
 
 
 @contextmanager
-def uncached_gateway(ports: Ports, log: Path) -> Iterator[tuple[str, int]]:
-    """The stack's gateway settings on another port, ``GATEWAY_REDIRECT_CACHE_SECONDS=0``;
-    yields its URL and pid."""
+def uncached_gateway(
+    ports: Ports, log: Path, name: str = "gateway-uncached", **settings: str
+) -> Iterator[tuple[str, int]]:
+    """The stack's gateway settings on another port, ``GATEWAY_REDIRECT_CACHE_SECONDS=0``
+    and ``settings`` (``GATEWAY_`` variables); yields its URL and pid."""
     port = free_port()
     url = f"http://{LOCALHOST}:{port}"
     env = {
         **service_env(ports)["gateway"],
         "GATEWAY_PORT": str(port),
         "GATEWAY_REDIRECT_CACHE_SECONDS": "0",
-        "OTEL_SERVICE_NAME": "gateway-uncached",
+        "OTEL_SERVICE_NAME": name,
+        **{f"GATEWAY_{key.upper()}": value for key, value in settings.items()},
     }
-    gateway = start_python(
-        "gateway-uncached", ["-m", "gateway"], env, log, f"{url}/readyz", cwd=REPO_ROOT
-    )
+    gateway = start_python(name, ["-m", "gateway"], env, log, f"{url}/readyz", cwd=REPO_ROOT)
     try:
         yield url, gateway.pid
     finally:

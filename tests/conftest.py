@@ -182,8 +182,9 @@ GENEROUS_LIMITS = {
     "ratelimit_api": "100000/minute",
 }
 # Tests observe the link service's own answers through the gateway (the
-# redirect cache is tested where it is turned on, test_redirect_cache.py).
-GATEWAY_TEST_SETTINGS = {"redirect_cache_seconds": "0"}
+# redirect cache and the read model are tested where they are turned on:
+# test_redirect_cache.py, test_read_model.py).
+GATEWAY_TEST_SETTINGS = {"redirect_cache_seconds": "0", "redirect_read_model_url": ""}
 # argon2id at its production cost takes 60-80 ms a hash; the suite hashes hundreds.
 FAST_HASHING = {"argon2_time_cost": "1", "argon2_memory_cost_kib": "8192"}
 

@@ -59,7 +59,9 @@ async def engine(infra: Infra) -> AsyncIterator[AsyncEngine]:
 async def cache(infra: Infra) -> AsyncIterator[LinkCache]:
     redis = Redis.from_url(infra.redis_url)
     breaker = Breaker("cache-races", fail_max=3, reset_timeout=5)
-    yield LinkCache(redis, breaker, ttl_seconds=3600, negative_ttl_seconds=60)
+    yield LinkCache(
+        redis, breaker, ttl_seconds=3600, negative_ttl_seconds=60, permanent_max_age=3600
+    )
     await redis.aclose()
 
 

@@ -148,6 +148,8 @@ def gateway_env(ports: Ports) -> dict[str, str]:
         "GATEWAY_ANALYTICS_SERVICE_URL": f"http://{LOCALHOST}:{ports.analytics}",
         "GATEWAY_WEBHOOKS_SERVICE_URL": f"http://{LOCALHOST}:{ports.webhooks}",
         "GATEWAY_REDIS_URL": f"redis://{LOCALHOST}:{ports.redis}/1",
+        # The link service's Redis (LINK_REDIS_URL): its redirect read model.
+        "GATEWAY_REDIRECT_READ_MODEL_URL": f"redis://{LOCALHOST}:{ports.redis}/0",
         # A rolling restart starts the new gateway beside the old (supervisor.py).
         "GATEWAY_REUSE_PORT": "true",
         # The gateway publishes the clicks of redirects it replays while the

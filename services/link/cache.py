@@ -17,12 +17,17 @@ that (a compare-and-set in Lua). A change in between has replaced it with a
 new tombstone, so the write is refused
 (``link_cache_writes_total{result="fenced"}``). Hits and misses make the
 round trips they always made.
+
+The same fill publishes the link's entry in the redirect read model that
+gateways read (services/chassis/redirects.py, ADR 0022), and the same
+tombstone pipeline deletes it: a change reaches both, or neither.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final, TypeVar, cast
@@ -34,6 +39,7 @@ from redis.exceptions import RedisError
 
 from services.chassis.breaker import Breaker, BreakerOpen
 from services.chassis.coalesce import Coalescer
+from services.chassis.redirects import PERMANENT_REDIRECTS, Redirect, read_model_key
 
 __all__ = ["NEGATIVE", "CachedLink", "LinkCache", "Lookup", "Ticket"]
 
@@ -65,11 +71,19 @@ _TOMBSTONE_PREFIX: Final = b"changed:"
 # SET only if the entry holds what the load's lookup saw: ARGV[1] is that
 # tombstone, or '' for nothing (a cached "" is a negative entry, never a
 # ticket). Redis 8.4's SET ... IFEQ would do the tombstone case without a
-# script; the deployments run Redis 7.
+# script; the deployments run Redis 7. The same write publishes the link's
+# read model entry (KEYS[2], ARGV[4] for ARGV[5] seconds) or, for a link a
+# gateway may not answer by itself (ARGV[4] == ''), removes any: what the
+# fence refuses is never published either.
 _FILL_SCRIPT: Final = """
 local held = redis.call('GET', KEYS[1])
 if (ARGV[1] == '' and not held) or (ARGV[1] ~= '' and held == ARGV[1]) then
     redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+    if ARGV[4] == '' then
+        redis.call('DEL', KEYS[2])
+    else
+        redis.call('SET', KEYS[2], ARGV[4], 'EX', ARGV[5])
+    end
     return 1
 end
 return 0
@@ -96,6 +110,19 @@ class CachedLink:
     def expired(self, now: float) -> bool:
         return self.expires_at is not None and now >= self.expires_at
 
+    def redirect(self, permanent_max_age: int) -> Redirect:
+        """The answer to a visit: browsers may keep a permanent redirect
+        (unless its visits are counted); a gateway may answer it by itself
+        unless its visits are counted."""
+        cacheable = self.redirect_type in PERMANENT_REDIRECTS and not self.limited
+        return Redirect(
+            self.redirect_type,
+            self.url,
+            self.expires_at,
+            permanent_max_age if cacheable else None,
+            replayable=not self.limited and not self.exhausted,
+        )
+
 
 class _Negative:
     """The cached knowledge that a code does not exist."""
@@ -120,12 +147,19 @@ Lookup = CachedLink | _Negative | Ticket | None
 
 class LinkCache:
     def __init__(
-        self, redis: Redis, breaker: Breaker, *, ttl_seconds: int, negative_ttl_seconds: int
+        self,
+        redis: Redis,
+        breaker: Breaker,
+        *,
+        ttl_seconds: int,
+        negative_ttl_seconds: int,
+        permanent_max_age: int,
     ) -> None:
         self.redis = redis
         self.breaker = breaker
         self.ttl = ttl_seconds
         self.negative_ttl = negative_ttl_seconds
+        self.permanent_max_age = permanent_max_age  # the redirects' Cache-Control cap
         self._fill = redis.register_script(_FILL_SCRIPT)
         # Every change and every stale entry found leaves a tombstone: the
         # ones made in one turn of the loop go to Redis in one pipeline.
@@ -182,10 +216,20 @@ class LinkCache:
 
         A link is kept the full TTL even past its expiry: a hit checks the
         expiry (resolver.py), so an expired link is refused by Redis alone.
+        Its read model entry (services/chassis/redirects.py) is written with
+        it, for no longer than the link lives.
         """
         ttl = self.ttl if isinstance(entry, CachedLink) else self.negative_ttl
-        args: list[bytes | int] = [ticket.seen or b"", _encode(entry), ttl]
-        written = await self._write(lambda: self._fill(keys=[self.key(code)], args=args))
+        published, published_for = b"", 0
+        if isinstance(entry, CachedLink):
+            redirect = entry.redirect(self.permanent_max_age)
+            published_for = redirect.published_for(self.ttl, time.time())
+            if published_for > 0:
+                published = redirect.encode()
+        seen = ticket.seen or b""
+        args: list[bytes | int] = [seen, _encode(entry), ttl, published, published_for]
+        keys = [self.key(code), read_model_key(code)]
+        written = await self._write(lambda: self._fill(keys=keys, args=args))
         if written is not None:
             (_WRITTEN if written else _FENCED).inc()
 
@@ -212,15 +256,22 @@ class LinkCache:
 
     async def _bury(self, code: str) -> bytes:
         tombstone = _TOMBSTONE_PREFIX + os.urandom(8).hex().encode()
-        await self._tombstones((self.key(code), tombstone))
+        await self._tombstones((code, tombstone))
         return tombstone
 
     async def _set_tombstones(self, batch: list[tuple[str, bytes]]) -> list[object]:
+        # The tombstone first: a fill between the two commands is fenced by
+        # it, so it cannot publish the read model entry deleted next.
         pipe = self.redis.pipeline(transaction=False)
-        for key, tombstone in batch:
-            pipe.set(key, tombstone, ex=TOMBSTONE_SECONDS)
+        for code, tombstone in batch:
+            pipe.set(self.key(code), tombstone, ex=TOMBSTONE_SECONDS)
+            pipe.delete(read_model_key(code))
         results: list[object] = await pipe.execute(raise_on_error=False)
-        return results
+        # One result per change: its tombstone's, else its deletion's error.
+        return [
+            next((r for r in pair if isinstance(r, Exception)), pair[0])
+            for pair in zip(results[::2], results[1::2], strict=True)
+        ]
 
     async def _write(self, command: Callable[[], Awaitable[_T]]) -> _T | None:
         """A write through the breaker; None, counted, when it could not be made."""

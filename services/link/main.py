@@ -58,6 +58,7 @@ def create_app(settings: LinkSettings | None = None) -> FastAPI:
             redis_breaker(settings),
             ttl_seconds=settings.cache_ttl_seconds,
             negative_ttl_seconds=settings.negative_cache_ttl_seconds,
+            permanent_max_age=settings.permanent_redirect_max_age_seconds,
         )
         app.state.links = LinkService(
             sessions,

@@ -22,7 +22,7 @@ from services.link.dependencies import (
 from services.link.models import Link
 from services.link.qr import MAX_SIZE, MIN_SIZE, QrFormat, render
 from services.link.schemas import LinkCreate, LinkOut, LinkPage, LinkUpdate
-from services.link.service import PERMANENT_REDIRECTS, usage_visible
+from services.link.service import usage_visible
 from services.link.urls import URL_REFUSALS_DESCRIPTION
 
 __all__ = ["REDIRECT_TEMPLATE", "follow", "redirect_response", "router"]
@@ -145,10 +145,6 @@ async def delete_link(code: str, caller: CallerDep, links: LinkServiceDep) -> Re
     return Response(status_code=204)
 
 
-# A day: the gateway caps it further (GATEWAY_STALE_MAX_AGE_SECONDS).
-_MAX_STALE_TTL = 86_400
-
-
 # The redirect's route template: its RED metrics label and span name.
 REDIRECT_TEMPLATE = "/{code}"
 
@@ -177,23 +173,7 @@ async def follow(
 
 
 def redirect_response(link: CachedLink, settings: LinkSettings) -> Response:
-    """The redirect to ``link``: its status, and how long it may be cached or replayed."""
-    remaining = None if link.expires_at is None else max(0, int(link.expires_at - time.time()))
-    if link.redirect_type in PERMANENT_REDIRECTS and not link.limited:
-        max_age = settings.permanent_redirect_max_age_seconds
-        if remaining is not None:
-            max_age = min(max_age, remaining)
-        cache_control = f"public, max-age={max_age}"
-    else:
-        # Every visit of a temporary or limited redirect must reach us to be counted.
-        cache_control = "private, no-store"
-    headers = {"location": link.url, "cache-control": cache_control}
-    stale_ttl = _MAX_STALE_TTL if remaining is None else min(_MAX_STALE_TTL, remaining)
-    if link.limited:
-        # A replay by the gateway would be a visit nobody counted against the limit.
-        stale_ttl = 0
-    if stale_ttl > 0:
-        # How long the gateway may replay this redirect if we go down
-        # (gateway/stale.py); never past the link's expiry.
-        headers["x-redirect-stale-ttl"] = str(stale_ttl)
-    return Response(status_code=link.redirect_type, headers=headers)
+    """The redirect to ``link``: its status, and how long it may be cached or replayed
+    (services/chassis/redirects.py: the gateway answers from the read model alike)."""
+    redirect = link.redirect(settings.permanent_redirect_max_age_seconds)
+    return Response(status_code=redirect.status, headers=dict(redirect.headers(time.time())))

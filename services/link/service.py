@@ -25,6 +25,7 @@ from services.chassis.db import session_scope
 from services.chassis.errors import UnauthorizedError
 from services.chassis.events import LINKS_TOPIC, LinkChanged, LinkChangeType
 from services.chassis.identity import Identity
+from services.chassis.redirects import PERMANENT_REDIRECTS
 from services.link.cache import LinkCache
 from services.link.codes import RESERVED, alias_problem, generate_code
 from services.link.exceptions import (
@@ -42,9 +43,7 @@ from services.link.resolver import check_shape
 from services.link.schemas import LinkCreate, LinkUpdate
 from services.link.urls import normalize_url
 
-__all__ = ["PERMANENT_REDIRECTS", "LinkService", "usage_visible"]
-
-PERMANENT_REDIRECTS = frozenset({301, 308})
+__all__ = ["LinkService", "usage_visible"]
 # At the sizing in docs/capacity.md a collision is ~1 in 600 at the end of
 # year five; five in a row means something is wrong, not unlucky.
 MAX_CODE_ATTEMPTS = 5
@@ -83,9 +82,9 @@ class LinkService:
         _check_expiry(data.expires_at)
         _check_limit(data.max_visits, data.redirect_type)
         link = await self._insert(data, url, _owner(caller))
-        self.events_committed()
         # A scan may have cached this code as unknown before it existed.
         await self.cache.invalidate(link.code)
+        self.events_committed()
         return link
 
     async def get(self, code: str) -> Link:
@@ -126,8 +125,10 @@ class LinkService:
             # this request or from the stored link. Raising rolls it all back.
             _check_limit(link.max_visits, link.redirect_type)
             _record(session, "link.updated", link)
-        self.events_committed()
+        # The cache and the read model first: a gateway that hears of the
+        # change (LinkChanged, through the relay) must not read the old entry.
         await self.cache.invalidate(code)
+        self.events_committed()
         return link
 
     async def delete(self, code: str, caller: Identity) -> None:
@@ -138,8 +139,8 @@ class LinkService:
             link = await self._owned(LinkRepository(session), code, owner)
             link.deleted_at = datetime.now(UTC)
             _record(session, "link.deleted", link)
-        self.events_committed()
         await self.cache.invalidate(code)
+        self.events_committed()
 
     async def _owned(self, repository: LinkRepository, code: str, owner: uuid.UUID) -> Link:
         link = await repository.get_by_code(code, for_update=True)
