@@ -89,6 +89,15 @@ def redirect_path() -> Json:
             ),
             row("Cache, limits, fallback"),
             timeseries(
+                "Read model lookups at the gateways, by result",
+                Query(
+                    f"sum by (result) (rate(gateway_read_model_lookups_total{RATE}))", "{{result}}"
+                ),
+                unit="ops",
+                description="Redirects not in a gateway's memory, looked up in the link "
+                "service's read model (ADR 0022); all but hit go on to the link service.",
+            ),
+            timeseries(
                 "Cache lookups by result",
                 Query(f"sum by (result) (rate(link_cache_lookups_total{RATE}))", "{{result}}"),
                 unit="ops",
