@@ -1,5 +1,5 @@
-"""What the suite reads from the running system: breaker states, click
-counts, and the checks an experiment makes while its fault is on."""
+"""What the suite reads from the running system: breaker states, click and
+visit counts, and the checks an experiment makes while its fault is on."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ __all__ = [
     "Probe",
     "breaker_state",
     "counted_clicks",
+    "counted_visits",
     "open_breakers",
     "wait_for",
 ]
@@ -74,6 +75,18 @@ def counted_clicks(context: Context, code: str) -> int | None:
         return None
     totals = response.json()["totals"]
     return int(totals["clicks"]) + int(totals["bot_clicks"])
+
+
+def counted_visits(context: Context, code: str) -> int | None:
+    """Visits the link service counted for visit-limited ``code`` (in Postgres), if it answers."""
+    try:
+        response = httpx.get(
+            f"{context.gateway}/api/v1/links/{code}", headers=context.account.headers, timeout=5
+        )
+    except httpx.HTTPError:
+        return None
+    visits = response.json().get("visits") if response.status_code == 200 else None
+    return int(visits) if visits is not None else None
 
 
 def wait_for(check: Callable[[], bool], timeout: float, interval: float = 0.1) -> float | None:
