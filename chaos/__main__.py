@@ -2,7 +2,7 @@
 
     make dev            # one terminal: the local stack (its runner restarts what dies)
     make chaos          # another: every experiment, report in docs/chaos-report.md
-    python -m chaos --only kill-link,pause-broker --report /tmp/chaos.md
+    python -m chaos --only kill-link,freeze-broker --report /tmp/chaos.md
     python -m chaos --target compose --gateway http://127.0.0.1:8000
 
 Exits 1 when any expectation fails.
@@ -20,9 +20,10 @@ from pathlib import Path
 import httpx
 
 from chaos.experiments import EXPERIMENTS, by_name
+from chaos.judge import Outcome
 from chaos.probes import Context
 from chaos.report import render, write
-from chaos.run import Outcome, run_experiment
+from chaos.run import run_experiment
 from chaos.target import ComposeTarget, LocalTarget, Target
 from infra.devstack.stack import REPO_ROOT
 from infra.devstack.state import StateDir, state_root
@@ -78,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", default=str(state_root()))
     parser.add_argument("--only", help="comma-separated experiment names")
     parser.add_argument("--rate", type=float, default=40.0, help="redirects per second")
-    parser.add_argument("--links", type=int, default=10, help="fresh links per experiment")
+    parser.add_argument(
+        "--links", type=int, default=10, help="fresh published links per experiment"
+    )
     parser.add_argument("--report", default=str(DEFAULT_REPORT))
     args = parser.parse_args(argv)
     started = time.monotonic()

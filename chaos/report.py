@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from chaos.run import Outcome
+from chaos.judge import Outcome
+from chaos.traffic import LIMITED_EVERY
 from infra.provenance import commit, machine
 
 __all__ = ["render", "write"]
@@ -26,8 +27,14 @@ def render(outcomes: Sequence[Outcome], target: str, rate: float, seconds: float
         "",
         f"- when: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit()}",
         f"- machine: {machine()}",
+        f"- Traffic: one request in {LIMITED_EVERY} to a visit-limited link, which every "
+        "visit must reach the link service for (never in the read model, never replayed); "
+        "the rest to published links, which the gateway answers from its memory or the "
+        "link service's read model. While the link service is away, visit-limited links "
+        "may be refused (503/504), never otherwise answered (chaos/judge.py).",
         "- RTO: from the fault's removal (for a kill, from the kill: the restart is part "
-        "of the recovery) to steady state. RPO: clicks lost, redirects returned minus "
+        "of the recovery) to steady state. RPO: clicks lost, clicks owed (redirects "
+        "returned; for a visit-limited link, the visits the link service counted) minus "
         "clicks counted once the pipeline caught up.",
         "- Reproduce: `make dev` in one terminal, `make chaos` in another (chaos/README.md).",
         "",

@@ -52,7 +52,7 @@ class Target:
     postgres_port: int
     data_dir: Path
     bootstrap: str
-    link_cache_url: str  # the link service's Redis database (its cache)
+    link_cache_url: str  # the link service's Redis database (its cache and read model)
     groups: Mapping[str, str] = field(default_factory=lambda: GROUPS)
 
     @classmethod
