@@ -1,4 +1,5 @@
-"""A pooled connection that Postgres closed is replaced at checkout, with no error.
+"""A pooled connection that Postgres closed is replaced at checkout, with no error;
+a Postgres that cannot take connections yet is a 503, whatever wraps its error.
 
 Postgres closes its connections when it restarts or terminates a backend.
 The chassis's engines notice at checkout without a round trip
@@ -10,16 +11,20 @@ can fail.
 from __future__ import annotations
 
 import asyncio
+import struct
 from collections.abc import AsyncIterator
 
 import asyncpg
+import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from services.chassis.config import DatabaseSettings
-from services.chassis.db import asyncpg_url, create_engine
+from services.chassis.db import LOST_CONNECTION, asyncpg_url, create_engine, lost_connection
+from services.chassis.errors import install_error_handlers
 from tests.conftest import Infra
 
 
@@ -71,3 +76,56 @@ async def test_without_the_check_the_next_query_fails(infra: Infra) -> None:
             await _backend_pid(plain)
     finally:
         await plain.dispose()
+
+
+async def _not_yet_accepting(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A Postgres recovering from a crash, as the client sees it: the startup
+    message (after refusing SSL) is answered FATAL 57P03."""
+    for _ in range(2):  # SSLRequest, then StartupMessage
+        length = struct.unpack("!I", await reader.readexactly(4))[0]
+        if struct.unpack("!I", (await reader.readexactly(length - 4))[:4])[0] != _SSL_REQUEST:
+            break
+        writer.write(b"N")
+    fields = b"SFATAL\0VFATAL\0C57P03\0Mthe database system is not yet accepting connections\0\0"
+    writer.write(b"E" + struct.pack("!I", len(fields) + 4) + fields)
+    await writer.drain()
+    writer.close()
+
+
+_SSL_REQUEST = 80877103
+
+
+async def test_a_database_not_yet_accepting_connections_is_a_503_not_a_500() -> None:
+    """SQLAlchemy hands asyncpg's CannotConnectNowError on as a generic
+    DBAPIError: the services' error handlers must still see a lost database
+    (the chaos suite's kill-postgres found it answered 500 while Postgres
+    recovered)."""
+    server = await asyncio.start_server(_not_yet_accepting, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    engine = create_async_engine(f"postgresql+asyncpg://link:link@127.0.0.1:{port}/link")
+    try:
+        with pytest.raises(DBAPIError) as raised:
+            await _backend_pid(engine)
+    finally:
+        await engine.dispose()
+        server.close()
+    assert not isinstance(raised.value, LOST_CONNECTION)  # its type alone would miss it
+    assert lost_connection(raised.value)
+
+    app = FastAPI()
+    install_error_handlers(app, LOST_CONNECTION, lost_connection)
+
+    @app.get("/recovering")
+    async def recovering() -> None:
+        raise raised.value
+
+    @app.get("/bug")
+    async def bug() -> None:
+        raise DBAPIError("SELECT 1", None, ValueError("not a connection error"))
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        answer = await client.get("/recovering")
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["code"] == "dependency_unavailable"
+        assert (await client.get("/bug")).status_code == 500

@@ -33,6 +33,7 @@ def build_app(
     unsigned_paths: frozenset[str] = UNSIGNED_PATHS,
     shortcut: Callable[[ASGIApp], ASGIApp] | None = None,
     unreachable: tuple[type[Exception], ...] = (),
+    unreachable_when: Callable[[Exception], bool] | None = None,
 ) -> FastAPI:
     """A FastAPI app with health, metrics, problem errors, request ids and body limits.
 
@@ -52,7 +53,8 @@ def build_app(
 
     ``unreachable``: errors besides OSError and TimeoutError that mean a
     store is out of reach, answered 503 (a service with a database passes
-    ``services.chassis.db.LOST_CONNECTION``).
+    ``services.chassis.db.LOST_CONNECTION``); ``unreachable_when``: the same,
+    told by an error's content (``services.chassis.db.lost_connection``).
     """
     app = FastAPI(
         title=title,
@@ -69,7 +71,7 @@ def build_app(
         # for two server spans and one per dependency.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
-    install_error_handlers(app, unreachable)
+    install_error_handlers(app, unreachable, unreachable_when)
     install_problem_schema(app)
     app.include_router(health_router())
     app.include_router(metrics_router())

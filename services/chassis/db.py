@@ -20,7 +20,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import event, text
-from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -36,6 +36,7 @@ __all__ = [
     "NAMING_CONVENTION",
     "asyncpg_url",
     "create_engine",
+    "lost_connection",
     "ping",
     "session_scope",
 ]
@@ -49,6 +50,27 @@ LOST_CONNECTION: tuple[type[Exception], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
 )
+# SQLSTATEs that say the same through a generic error: class 08 (connection
+# exception) and 57P (the server shutting down, crashed, starting up or in
+# recovery: "the database system is not yet accepting connections", 57P03).
+# Not 57014: a query cancelled by its statement timeout is this request's.
+_LOST_STATES = ("08", "57P")
+
+
+def lost_connection(exc: Exception) -> bool:
+    """Whether ``exc`` means the database is out of reach, whatever wraps it.
+
+    SQLAlchemy hands asyncpg's errors on as a generic ``DBAPIError`` unless
+    it knows them (asyncpg's ``CannotConnectNowError`` while Postgres
+    recovers from a crash), so the types in ``LOST_CONNECTION`` miss them;
+    their SQLSTATE does not.
+    """
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    raised = exc.orig if isinstance(exc, DBAPIError) else exc
+    state = getattr(raised, "sqlstate", None)
+    return isinstance(state, str) and state.startswith(_LOST_STATES)
+
 
 # Explicit constraint names: migrations can refer to them, and an
 # IntegrityError names the rule that was broken.

@@ -21,7 +21,7 @@ Services subclass these with their own ``code`` (``alias_taken``...).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, Final
 
 import orjson
@@ -264,12 +264,24 @@ async def send_internal_error(send: Send, exc: Exception) -> None:
     await send_problem(send, *_INTERNAL_ERROR)
 
 
-def install_error_handlers(app: FastAPI, unreachable: tuple[type[Exception], ...] = ()) -> None:
+def install_error_handlers(
+    app: FastAPI,
+    unreachable: tuple[type[Exception], ...] = (),
+    unreachable_when: Callable[[Exception], bool] | None = None,
+) -> None:
     """Render every error the app can raise as a problem document; ``unreachable``:
-    more errors that mean a store cannot be reached (503)."""
+    more errors that mean a store cannot be reached (503); ``unreachable_when``:
+    the same said by an error's content rather than its type (a driver's
+    generic error carrying a connection failure's code)."""
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     for lost in (*_LOST_DEPENDENCY, *unreachable):
         app.add_exception_handler(lost, _dependency_lost)
-    app.add_exception_handler(Exception, _unexpected_error)
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        if unreachable_when is not None and unreachable_when(exc):
+            return await _dependency_lost(request, exc)
+        return await _unexpected_error(request, exc)
+
+    app.add_exception_handler(Exception, unexpected)
