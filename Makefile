@@ -78,7 +78,7 @@ compose-up: ## Run the system in Docker: TIER=core (default) or TIER=full (+ obs
 compose-down: ## Stop the compose stack, every tier (the Postgres volume stays)
 	@docker compose --profile full down
 
-compose-chaos: install ## Latency between the gateways and the link service: breaker opens, stale redirects (running compose stack)
+compose-chaos: install ## Latency between the gateways and the link service: breaker opens, published links still answered (running compose stack)
 	@./infra/compose/chaos.sh
 
 kind-up: ## Create a kind cluster, build and load the image, deploy, print the URL (k8s/)

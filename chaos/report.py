@@ -8,6 +8,7 @@ from pathlib import Path
 
 from chaos.judge import Outcome
 from chaos.traffic import LIMITED_EVERY
+from chaos.webhooks import BEGIN, END
 from infra.provenance import commit, machine
 
 __all__ = ["render", "write"]
@@ -27,11 +28,12 @@ def render(outcomes: Sequence[Outcome], target: str, rate: float, seconds: float
         "",
         f"- when: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit()}",
         f"- machine: {machine()}",
-        f"- Traffic: one request in {LIMITED_EVERY} to a visit-limited link, which every "
-        "visit must reach the link service for (never in the read model, never replayed); "
-        "the rest to published links, which the gateway answers from its memory or the "
-        "link service's read model. While the link service is away, visit-limited links "
-        "may be refused (503/504), never otherwise answered (chaos/judge.py).",
+        f"- Traffic: one request in {LIMITED_EVERY} goes to a visit-limited link, every "
+        "visit of which must reach the link service (never published in the read model, "
+        "never replayed); the rest to published links, which the gateway answers from its "
+        "memory or the link service's read model. While the link service is away, a "
+        "visit-limited link may be refused (503/504), never otherwise answered "
+        "(chaos/judge.py).",
         "- RTO: from the fault's removal (for a kill, from the kill: the restart is part "
         "of the recovery) to steady state. RPO: clicks lost, clicks owed (redirects "
         "returned; for a visit-limited link, the visits the link service counted) minus "
@@ -55,5 +57,10 @@ def render(outcomes: Sequence[Outcome], target: str, rate: float, seconds: float
 
 
 def write(path: Path, text: str) -> None:
+    """Write the report, keeping the section `make chaos-webhooks` wrote into it."""
+    before = path.read_text() if path.exists() else ""
+    if BEGIN in before and END in before:
+        kept = before.partition(BEGIN)[2].partition(END)[0]
+        text += f"\n{BEGIN}{kept}{END}\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)

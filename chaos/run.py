@@ -37,7 +37,7 @@ from chaos.seeding import seed
 from chaos.target import Target, ready
 from chaos.traffic import LIMITED, PUBLISHED, Traffic
 
-__all__ = ["Outcome", "run_experiment"]
+__all__ = ["run_experiment"]
 
 STEADY_SECONDS = 3.0
 AFTER_SECONDS = 2.0

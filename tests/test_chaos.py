@@ -1,11 +1,13 @@
 """A short chaos run in CI: the suite, against a whole local stack started as
 `make dev` starts it (its own ports and state directory), must pass.
 
-Three experiments, ~1 minute: a crash of the link service (breaker, stale
-replays, the supervisor's restart), a frozen broker (buffered clicks, none
-lost) and a rolling restart of the gateway (no accepted request lost). The
-whole suite (`make chaos`, ~6 minutes) runs by hand; its latest report is
-docs/chaos-report.md.
+Three experiments, ~1 minute: a crash of the link service (published links
+answered by the gateway from its memory and the read model throughout;
+visit-limited links, whose every visit needs the link service, refused with
+503 and opening its breaker; the supervisor's restart), a frozen broker
+(buffered clicks, none lost) and a rolling restart of the gateway (no
+accepted request lost). The whole suite (`make chaos`, ~6 minutes) runs by
+hand; its latest report is docs/chaos-report.md.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `make compose-chaos`: the latency experiment of chaos/ against the running
-# compose stack: toxiproxy delays the link service past the gateway's timeout,
-# the breaker must open and cached redirects must still be served (stale).
+# compose stack: toxiproxy delays the link service past the gateway's timeout.
+# Published links go on being answered by the gateway (its memory, the link
+# service's read model); visit-limited links, whose every visit needs the link
+# service, must be refused with 504 or 503 and open the gateway's link breaker.
 # Aimed at one replica, gateway-1, on its address on the edge network: each
 # replica has its own breaker, and the edge does not serve /metrics, where the
 # breaker's state is read. Container addresses are reachable from the host on
