@@ -33,7 +33,7 @@ def build_app(
     unsigned_paths: frozenset[str] = UNSIGNED_PATHS,
     shortcut: Callable[[ASGIApp], ASGIApp] | None = None,
     unreachable: tuple[type[Exception], ...] = (),
-    unreachable_when: Callable[[Exception], bool] | None = None,
+    unreachable_when: tuple[type[Exception], Callable[[Exception], bool]] | None = None,
 ) -> FastAPI:
     """A FastAPI app with health, metrics, problem errors, request ids and body limits.
 
@@ -54,7 +54,7 @@ def build_app(
     ``unreachable``: errors besides OSError and TimeoutError that mean a
     store is out of reach, answered 503 (a service with a database passes
     ``services.chassis.db.LOST_CONNECTION``); ``unreachable_when``: the same,
-    told by an error's content (``services.chassis.db.lost_connection``).
+    told by an error's content (``services.chassis.db.LOST_CONNECTION_WHEN``).
     """
     app = FastAPI(
         title=title,

@@ -12,7 +12,7 @@ its pool when Prometheus scrapes (``db_pool_connections{database,state}`` and
 from __future__ import annotations
 
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 
 import asyncpg
@@ -33,6 +33,7 @@ from services.chassis.config import DatabaseSettings
 
 __all__ = [
     "LOST_CONNECTION",
+    "LOST_CONNECTION_WHEN",
     "NAMING_CONVENTION",
     "asyncpg_url",
     "create_engine",
@@ -70,6 +71,13 @@ def lost_connection(exc: Exception) -> bool:
     raised = exc.orig if isinstance(exc, DBAPIError) else exc
     state = getattr(raised, "sqlstate", None)
     return isinstance(state, str) and state.startswith(_LOST_STATES)
+
+
+# For build_app: a DBAPIError is a lost database when ``lost_connection`` says so.
+LOST_CONNECTION_WHEN: tuple[type[Exception], Callable[[Exception], bool]] = (
+    DBAPIError,
+    lost_connection,
+)
 
 
 # Explicit constraint names: migrations can refer to them, and an

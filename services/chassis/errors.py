@@ -267,21 +267,24 @@ async def send_internal_error(send: Send, exc: Exception) -> None:
 def install_error_handlers(
     app: FastAPI,
     unreachable: tuple[type[Exception], ...] = (),
-    unreachable_when: Callable[[Exception], bool] | None = None,
+    unreachable_when: tuple[type[Exception], Callable[[Exception], bool]] | None = None,
 ) -> None:
     """Render every error the app can raise as a problem document; ``unreachable``:
     more errors that mean a store cannot be reached (503); ``unreachable_when``:
-    the same said by an error's content rather than its type (a driver's
-    generic error carrying a connection failure's code)."""
+    an error type whose content tells it (a driver's generic error carrying a
+    connection failure's code), and the test: 503 if it says so, else a bug (500)."""
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     for lost in (*_LOST_DEPENDENCY, *unreachable):
         app.add_exception_handler(lost, _dependency_lost)
+    if unreachable_when is not None:
+        kind, says_lost = unreachable_when
 
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        if unreachable_when is not None and unreachable_when(exc):
-            return await _dependency_lost(request, exc)
-        return await _unexpected_error(request, exc)
+        async def lost_or_bug(request: Request, exc: Exception) -> Response:
+            if says_lost(exc):
+                return await _dependency_lost(request, exc)
+            return await _unexpected_error(request, exc)
 
-    app.add_exception_handler(Exception, unexpected)
+        app.add_exception_handler(kind, lost_or_bug)
+    app.add_exception_handler(Exception, _unexpected_error)
