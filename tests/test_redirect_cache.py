@@ -4,6 +4,7 @@ without the link hop, dropped at once on a change, never a lost click."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -29,6 +30,26 @@ def shorten(gateway: str, url: str, **fields: str) -> str:
 
 def follow(gateway: str, code: str) -> httpx.Response:
     return httpx.get(f"{gateway}/{code}", headers=BROWSER)
+
+
+def create_owned(http: httpx.Client, auth: dict[str, str], url: str) -> str:
+    response = http.post("/api/v1/links", json={"url": url}, headers=auth)
+    assert response.status_code == 201, response.text
+    code: str = response.json()["code"]
+    return code
+
+
+def change_target(http: httpx.Client, auth: dict[str, str], code: str, url: str) -> None:
+    patched = http.patch(f"/api/v1/links/{code}", json={"url": url}, headers=auth)
+    assert patched.status_code == 200, patched.text
+
+
+def eventually(check: Callable[[], bool], failure: str, seconds: float = 10) -> None:
+    """Until ``check`` holds, looked at every 0.1 s; ``failure`` after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, failure
+        time.sleep(0.1)
 
 
 def test_a_hot_redirect_is_served_without_the_link_service(infra: Infra) -> None:
@@ -92,20 +113,15 @@ def test_a_change_through_another_replica_arrives_on_the_links_topic(
         httpx.Client(base_url=other) as http,
     ):
         auth = register(http).bearer
-        code = http.post(
-            "/api/v1/links", json={"url": "https://example.com/before"}, headers=auth
-        ).json()["code"]
+        code = create_owned(http, auth, "https://example.com/before")
         follow(one, code)
         assert follow(one, code).headers["x-gateway-cache"] == "hit"
         time.sleep(0.5)  # the group-less listener reads from the latest offset
-        patched = http.patch(
-            f"/api/v1/links/{code}", json={"url": "https://example.com/after"}, headers=auth
+        change_target(http, auth, code, "https://example.com/after")
+        eventually(  # within a third of the freshness bound
+            lambda: follow(one, code).headers["location"] == "https://example.com/after",
+            "the change never reached the other replica",
         )
-        assert patched.status_code == 200, patched.text
-        deadline = time.monotonic() + 10  # a third of the freshness bound
-        while follow(one, code).headers["location"] != "https://example.com/after":
-            assert time.monotonic() < deadline, "the change never reached the other replica"
-            time.sleep(0.1)
         assert metric(one, "gateway_redirect_cache_invalidations_total") >= 1
 
 

@@ -71,10 +71,9 @@ _TOMBSTONE_PREFIX: Final = b"changed:"
 # SET only if the entry holds what the load's lookup saw: ARGV[1] is that
 # tombstone, or '' for nothing (a cached "" is a negative entry, never a
 # ticket). Redis 8.4's SET ... IFEQ would do the tombstone case without a
-# script; the deployments run Redis 7. The same write publishes the link's
-# read model entry (KEYS[2], ARGV[4] for ARGV[5] seconds) or, for a link a
-# gateway may not answer by itself (ARGV[4] == ''), removes any: what the
-# fence refuses is never published either.
+# script; the deployments run Redis 7. The same write publishes the read
+# model's entry (KEYS[2]: ARGV[4] for ARGV[5] s), or deletes it if ARGV[4]
+# is '' (a link no gateway may answer): what the fence refuses, never.
 _FILL_SCRIPT: Final = """
 local held = redis.call('GET', KEYS[1])
 if (ARGV[1] == '' and not held) or (ARGV[1] ~= '' and held == ARGV[1]) then
@@ -111,9 +110,8 @@ class CachedLink:
         return self.expires_at is not None and now >= self.expires_at
 
     def redirect(self, permanent_max_age: int) -> Redirect:
-        """The answer to a visit: browsers may keep a permanent redirect
-        (unless its visits are counted); a gateway may answer it by itself
-        unless its visits are counted."""
+        """The answer to a visit; one whose visits are counted is kept by no
+        browser and answered by no gateway."""
         cacheable = self.redirect_type in PERMANENT_REDIRECTS and not self.limited
         return Redirect(
             self.redirect_type,
@@ -215,9 +213,8 @@ class LinkCache:
         """Remember a load, unless the entry changed since ``ticket`` was taken.
 
         A link is kept the full TTL even past its expiry: a hit checks the
-        expiry (resolver.py), so an expired link is refused by Redis alone.
-        Its read model entry (services/chassis/redirects.py) is written with
-        it, for no longer than the link lives.
+        expiry (resolver.py), so an expired link is refused by Redis alone;
+        its read model entry, written with it, lives no longer than the link.
         """
         ttl = self.ttl if isinstance(entry, CachedLink) else self.negative_ttl
         published, published_for = b"", 0
@@ -267,11 +264,9 @@ class LinkCache:
             pipe.set(self.key(code), tombstone, ex=TOMBSTONE_SECONDS)
             pipe.delete(read_model_key(code))
         results: list[object] = await pipe.execute(raise_on_error=False)
-        # One result per change: its tombstone's, else its deletion's error.
-        return [
-            next((r for r in pair if isinstance(r, Exception)), pair[0])
-            for pair in zip(results[::2], results[1::2], strict=True)
-        ]
+        # One result per change: its deletion's error, else its tombstone's result.
+        pairs = zip(results[::2], results[1::2], strict=True)
+        return [deleted if isinstance(deleted, Exception) else set_ for set_, deleted in pairs]
 
     async def _write(self, command: Callable[[], Awaitable[_T]]) -> _T | None:
         """A write through the breaker; None, counted, when it could not be made."""
