@@ -17,11 +17,17 @@ from infra.devstack.processes import free_port
 from services.chassis.breaker import Breaker
 from services.chassis.redirects import Redirect, read_model_key
 from services.link.cache import CachedLink, LinkCache, Ticket
-from tests.accounts import register
 from tests.conftest import Infra, running_gateway, running_link_service
 from tests.kafka_reader import read_clicks
 from tests.metrics import metric
-from tests.test_redirect_cache import BROWSER, change_target, create_owned, eventually, follow
+from tests.test_redirect_cache import (
+    BROWSER,
+    change_target,
+    create_owned,
+    eventually,
+    follow,
+    two_replicas,
+)
 
 
 def shared(infra: Infra, **more: str) -> dict[str, str]:
@@ -177,12 +183,7 @@ def test_a_change_is_seen_by_every_gateway_at_once(
     # through one is seen by the other from its next visit or within the
     # LinkChanged event's delay, never served old from the read model after it.
     settings = shared(infra, redirect_cache_seconds="30")
-    with (
-        running_gateway(infra, link_url, user_service_url=user_url, settings=settings) as one,
-        running_gateway(infra, link_url, user_service_url=user_url, settings=settings) as other,
-        httpx.Client(base_url=other) as http,
-    ):
-        auth = register(http).bearer
+    with two_replicas(infra, link_url, user_url, settings) as (one, other, http, auth):
         code = create_owned(http, auth, "https://example.com/before")
         follow(other, code)  # published
         assert follow(one, code).headers["x-gateway-cache"] == "shared"

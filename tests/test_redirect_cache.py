@@ -4,7 +4,8 @@ without the link hop, dropped at once on a change, never a lost click."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -42,6 +43,19 @@ def create_owned(http: httpx.Client, auth: dict[str, str], url: str) -> str:
 def change_target(http: httpx.Client, auth: dict[str, str], code: str, url: str) -> None:
     patched = http.patch(f"/api/v1/links/{code}", json={"url": url}, headers=auth)
     assert patched.status_code == 200, patched.text
+
+
+@contextmanager
+def two_replicas(
+    infra: Infra, link_url: str, user_url: str, settings: dict[str, str]
+) -> Iterator[tuple[str, str, httpx.Client, dict[str, str]]]:
+    """Two gateway replicas; a client of the second, signed in: (one, other, it, its auth)."""
+    with (
+        running_gateway(infra, link_url, user_service_url=user_url, settings=settings) as one,
+        running_gateway(infra, link_url, user_service_url=user_url, settings=settings) as other,
+        httpx.Client(base_url=other) as http,
+    ):
+        yield one, other, http, register(http).bearer
 
 
 def eventually(check: Callable[[], bool], failure: str, seconds: float = 10) -> None:
@@ -107,12 +121,7 @@ def test_a_change_through_this_gateway_is_seen_at_once(
 def test_a_change_through_another_replica_arrives_on_the_links_topic(
     infra: Infra, link_url: str, user_url: str
 ) -> None:
-    with (
-        running_gateway(infra, link_url, user_service_url=user_url, settings=CACHED) as one,
-        running_gateway(infra, link_url, user_service_url=user_url, settings=CACHED) as other,
-        httpx.Client(base_url=other) as http,
-    ):
-        auth = register(http).bearer
+    with two_replicas(infra, link_url, user_url, CACHED) as (one, _, http, auth):
         code = create_owned(http, auth, "https://example.com/before")
         follow(one, code)
         assert follow(one, code).headers["x-gateway-cache"] == "hit"
