@@ -1,5 +1,6 @@
 """A pooled connection that Postgres closed is replaced at checkout, with no error;
-a Postgres that cannot take connections yet is a 503, whatever wraps its error.
+a Postgres that cannot take connections yet, or does not answer within the
+statement timeout, is a 503, whatever wraps its error.
 
 Postgres closes its connections when it restarts or terminates a backend.
 The chassis's engines notice at checkout without a round trip
@@ -25,11 +26,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from services.chassis.config import DatabaseSettings
 from services.chassis.db import (
+    DATABASE_UNAVAILABLE_WHEN,
     LOST_CONNECTION,
-    LOST_CONNECTION_WHEN,
     asyncpg_url,
     create_engine,
-    lost_connection,
+    database_unavailable,
 )
 from services.chassis.errors import install_error_handlers
 from services.link.batch import handler_for
@@ -118,14 +119,38 @@ async def test_a_database_not_yet_accepting_connections_is_a_503_not_a_500() -> 
         await engine.dispose()
         server.close()
     assert not isinstance(raised.value, LOST_CONNECTION)  # its type alone would miss it
-    assert lost_connection(raised.value)
+    assert database_unavailable(raised.value)
+    await _assert_answered_503(raised.value)
 
+
+async def test_a_query_cancelled_by_the_statement_timeout_is_a_503_not_a_500(
+    infra: Infra,
+) -> None:
+    """A database too slow to answer within the bound is the moment's fault,
+    not the request's: 503 with Retry-After, as a lost connection."""
+    slow = create_engine(
+        DatabaseSettings(database_url=infra.link_database_url, db_statement_timeout_ms=50)
+    )
+    try:
+        async with slow.connect() as connection:
+            with pytest.raises(DBAPIError) as raised:
+                await connection.execute(text("SELECT pg_sleep(2)"))
+    finally:
+        await slow.dispose()
+    assert getattr(raised.value.orig, "sqlstate", None) == "57014"
+    assert database_unavailable(raised.value)
+    await _assert_answered_503(raised.value)
+
+
+async def _assert_answered_503(error: DBAPIError) -> None:
+    """The services' error handlers answer ``error`` 503, and a DBAPIError
+    that says nothing of the database's state still 500."""
     app = FastAPI()
-    install_error_handlers(app, LOST_CONNECTION, LOST_CONNECTION_WHEN)
+    install_error_handlers(app, LOST_CONNECTION, DATABASE_UNAVAILABLE_WHEN)
 
-    @app.get("/recovering")
-    async def recovering() -> None:
-        raise raised.value
+    @app.get("/unavailable")
+    async def unavailable() -> None:
+        raise error
 
     @app.get("/bug")
     async def bug() -> None:
@@ -134,10 +159,11 @@ async def test_a_database_not_yet_accepting_connections_is_a_503_not_a_500() -> 
     # Handled inside the app, where a batch of redirects looks its handlers up
     # (services/link/batch.py), not by the outermost catch-all.
     handlers: Any = app.exception_handlers  # Starlette types them loosely
-    assert handler_for(handlers, raised.value) is not None
+    assert handler_for(handlers, error) is not None
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        answer = await client.get("/recovering")
+        answer = await client.get("/unavailable")
         assert answer.status_code == 503, answer.text
         assert answer.json()["code"] == "dependency_unavailable"
+        assert answer.headers["retry-after"]
         assert (await client.get("/bug")).status_code == 500

@@ -25,7 +25,7 @@ from services.analytics.router import router
 from services.analytics.service import StatsService
 from services.analytics.visitors import UniqueVisitors
 from services.chassis.app import build_app
-from services.chassis.db import LOST_CONNECTION, LOST_CONNECTION_WHEN, create_engine, ping
+from services.chassis.db import DATABASE_UNAVAILABLE_WHEN, LOST_CONNECTION, create_engine, ping
 from services.chassis.events import CLICKS_DLQ_TOPIC, CLICKS_TOPIC, LINKS_TOPIC
 from services.chassis.health import DependencyCheck
 from services.chassis.identity import GatewaySigner
@@ -100,7 +100,7 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
         lifespan=lifespan,
         signer=GatewaySigner(settings.internal_auth_key.get_secret_value().encode()),
         unreachable=LOST_CONNECTION,
-        unreachable_when=LOST_CONNECTION_WHEN,
+        unreachable_when=DATABASE_UNAVAILABLE_WHEN,
     )
     app.include_router(router)
     return app

@@ -54,7 +54,7 @@ def build_app(
     ``unreachable``: errors besides OSError and TimeoutError that mean a
     store is out of reach, answered 503 (a service with a database passes
     ``services.chassis.db.LOST_CONNECTION``); ``unreachable_when``: the same,
-    told by an error's content (``services.chassis.db.LOST_CONNECTION_WHEN``).
+    told by an error's content (``services.chassis.db.DATABASE_UNAVAILABLE_WHEN``).
     """
     app = FastAPI(
         title=title,

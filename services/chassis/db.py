@@ -32,12 +32,12 @@ from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, QueuePoo
 from services.chassis.config import DatabaseSettings
 
 __all__ = [
+    "DATABASE_UNAVAILABLE_WHEN",
     "LOST_CONNECTION",
-    "LOST_CONNECTION_WHEN",
     "NAMING_CONVENTION",
     "asyncpg_url",
     "create_engine",
-    "lost_connection",
+    "database_unavailable",
     "ping",
     "session_scope",
 ]
@@ -53,30 +53,33 @@ LOST_CONNECTION: tuple[type[Exception], ...] = (
 )
 # SQLSTATEs that say the same through a generic error: class 08 (connection
 # exception) and 57P (the server shutting down, crashed, starting up or in
-# recovery: "the database system is not yet accepting connections", 57P03).
-# Not 57014: a query cancelled by its statement timeout is this request's.
-_LOST_STATES = ("08", "57P")
+# recovery: "the database system is not yet accepting connections", 57P03);
+# and 57014, a query cancelled (by the statement timeout, or by an operator):
+# no query a client can cause runs that long on a healthy database, so the
+# moment is at fault, not the request, and a retry may well succeed.
+_UNAVAILABLE_STATES = ("08", "57P", "57014")
 
 
-def lost_connection(exc: Exception) -> bool:
-    """Whether ``exc`` means the database is out of reach, whatever wraps it.
+def database_unavailable(exc: Exception) -> bool:
+    """Whether ``exc`` means the database cannot serve this request now
+    (out of reach, or too slow: the statement timeout), whatever wraps it.
 
     SQLAlchemy hands asyncpg's errors on as a generic ``DBAPIError`` unless
     it knows them (asyncpg's ``CannotConnectNowError`` while Postgres
-    recovers from a crash), so the types in ``LOST_CONNECTION`` miss them;
-    their SQLSTATE does not.
+    recovers from a crash, its ``QueryCanceledError``), so the types in
+    ``LOST_CONNECTION`` miss them; their SQLSTATE does not.
     """
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
     raised = exc.orig if isinstance(exc, DBAPIError) else exc
     state = getattr(raised, "sqlstate", None)
-    return isinstance(state, str) and state.startswith(_LOST_STATES)
+    return isinstance(state, str) and state.startswith(_UNAVAILABLE_STATES)
 
 
-# For build_app: a DBAPIError is a lost database when ``lost_connection`` says so.
-LOST_CONNECTION_WHEN: tuple[type[Exception], Callable[[Exception], bool]] = (
+# For build_app: a DBAPIError is a 503 when ``database_unavailable`` says so.
+DATABASE_UNAVAILABLE_WHEN: tuple[type[Exception], Callable[[Exception], bool]] = (
     DBAPIError,
-    lost_connection,
+    database_unavailable,
 )
 
 

@@ -239,7 +239,7 @@ async def _dependency_lost(_: Request, exc: Exception) -> Response:
         503,
         "dependency_unavailable",
         "Service unavailable",
-        "A store this request needs cannot be reached. Try again shortly.",
+        "A store this request needs is out of reach or too slow right now. Try again shortly.",
         {"retry-after": "2"},
     )
 

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from services.chassis.app import build_app
 from services.chassis.breaker import redis_breaker
-from services.chassis.db import LOST_CONNECTION, LOST_CONNECTION_WHEN, create_engine, ping
+from services.chassis.db import DATABASE_UNAVAILABLE_WHEN, LOST_CONNECTION, create_engine, ping
 from services.chassis.events import CLICKS_TOPIC
 from services.chassis.health import DependencyCheck
 from services.chassis.identity import GatewaySigner
@@ -95,7 +95,7 @@ def create_app(settings: LinkSettings | None = None) -> FastAPI:
         signer=GatewaySigner(settings.internal_auth_key.get_secret_value().encode()),
         shortcut=HotPathShortcut,
         unreachable=LOST_CONNECTION,
-        unreachable_when=LOST_CONNECTION_WHEN,
+        unreachable_when=DATABASE_UNAVAILABLE_WHEN,
     )
     app.include_router(router)
     return app

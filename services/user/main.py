@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from services.chassis.app import build_app
-from services.chassis.db import LOST_CONNECTION, LOST_CONNECTION_WHEN, create_engine, ping
+from services.chassis.db import DATABASE_UNAVAILABLE_WHEN, LOST_CONNECTION, create_engine, ping
 from services.chassis.health import UNSIGNED_PATHS, DependencyCheck
 from services.chassis.identity import GatewaySigner
 from services.chassis.janitor import Janitor
@@ -95,7 +95,7 @@ def create_app(settings: UserSettings | None = None) -> FastAPI:
         signer=GatewaySigner(settings.internal_auth_key.get_secret_value().encode()),
         unsigned_paths=EXEMPT_PATHS,
         unreachable=LOST_CONNECTION,
-        unreachable_when=LOST_CONNECTION_WHEN,
+        unreachable_when=DATABASE_UNAVAILABLE_WHEN,
     )
     app.include_router(router)
     return app
