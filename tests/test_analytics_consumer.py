@@ -246,7 +246,7 @@ async def test_poison_goes_to_the_dead_letter_topic_and_counting_goes_on(
     offsets = [int(h["x-original-offset"]) for h in headers]
     assert offsets == sorted(offsets)
     assert (
-        metric(analytics_url, "analytics_dead_lettered_total", topic="clicks", reason="not_json")
+        metric(analytics_url, "consumer_dead_lettered_total", topic="clicks", reason="not_json")
         >= 1
     )
 

@@ -3,7 +3,7 @@
 ``ClickRecords`` runs here against the session's webhooks database, on
 records as the consumer hands them over. Whether a record was read is told
 by a poison value: reading it sets it aside (counted in
-``analytics_dead_lettered_total``), not reading it leaves no trace.
+``consumer_dead_lettered_total``), not reading it leaves no trace.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from prometheus_client import REGISTRY
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from services.analytics.deadletter import DeadLetters
 from services.chassis.config import KafkaSettings
 from services.chassis.db import session_scope
+from services.chassis.deadletter import DeadLetters
 from services.chassis.events import CLICKS_TOPIC
 from services.webhooks.fanout import ClickFanout, ClickRecords, LinkFanout
 from services.webhooks.repository import LinkRepository
@@ -61,7 +61,7 @@ def click(code: str) -> Record:
 
 def poison_read() -> float:
     labels = {"topic": CLICKS_TOPIC, "reason": "not_json"}
-    return REGISTRY.get_sample_value("analytics_dead_lettered_total", labels) or 0.0
+    return REGISTRY.get_sample_value("consumer_dead_lettered_total", labels) or 0.0
 
 
 async def consume(infra: Infra, owners: dict[str, str], records: list[Record]) -> dict[str, int]:

@@ -1,7 +1,7 @@
 """Consuming a batch again owes nothing again: a crash between the write and
 the offset commit, replayed by hand.
 
-The consumer loop (services/analytics/consumer.py) commits offsets only
+The consumer loop (services/chassis/consumer.py) commits offsets only
 after ``write`` returns, so after a crash the broker hands the same batch
 to ``write`` again. Here the writers run in this process against the
 session's webhooks database, twice on the same batch, exactly as that

@@ -14,7 +14,8 @@ from infra.grafana.panels import RATE, Json, Query, dashboard, row, stat, timese
 
 __all__ = ["click_pipeline"]
 
-LAG = "sum by (topic) (max by (topic, partition) (analytics_consumer_lag))"
+# By job: analytics and webhooks consume the same topics, each in its own group.
+LAG = "sum by (job, topic) (max by (job, topic, partition) (consumer_lag))"
 
 
 def click_pipeline() -> Json:
@@ -30,7 +31,7 @@ def click_pipeline() -> Json:
             ),
             stat(
                 "Consumer lag, clicks",
-                'sum(max by (partition) (analytics_consumer_lag{topic="clicks"}))',
+                'sum(max by (partition) (consumer_lag{job="analytics", topic="clicks"}))',
                 red_from=5000,
             ),
             stat(
@@ -87,7 +88,7 @@ def click_pipeline() -> Json:
                 width=24,
             ),
             row("Consumed"),
-            timeseries("Consumer lag by topic", Query(LAG, "{{topic}}")),
+            timeseries("Consumer lag by group and topic", Query(LAG, "{{job}} {{topic}}")),
             timeseries(
                 "Events counted by kind",
                 Query(f"sum by (kind) (rate(analytics_events_counted_total{RATE}))", "{{kind}}"),
@@ -96,14 +97,14 @@ def click_pipeline() -> Json:
             timeseries(
                 "Batch time, p50 and p99",
                 Query(
-                    "histogram_quantile(0.5, sum by (topic, le) "
-                    f"(rate(analytics_batch_seconds_bucket{RATE})))",
-                    "p50 {{topic}}",
+                    "histogram_quantile(0.5, sum by (job, topic, le) "
+                    f"(rate(consumer_batch_seconds_bucket{RATE})))",
+                    "p50 {{job}} {{topic}}",
                 ),
                 Query(
-                    "histogram_quantile(0.99, sum by (topic, le) "
-                    f"(rate(analytics_batch_seconds_bucket{RATE})))",
-                    "p99 {{topic}}",
+                    "histogram_quantile(0.99, sum by (job, topic, le) "
+                    f"(rate(consumer_batch_seconds_bucket{RATE})))",
+                    "p99 {{job}} {{topic}}",
                 ),
                 unit="s",
             ),
@@ -114,12 +115,12 @@ def click_pipeline() -> Json:
                     "duplicates {{topic}}",
                 ),
                 Query(
-                    f"sum by (topic) (rate(analytics_batch_retries_total{RATE}))",
-                    "batch retries {{topic}}",
+                    f"sum by (job, topic) (rate(consumer_batch_retries_total{RATE}))",
+                    "batch retries {{job}} {{topic}}",
                 ),
                 Query(
-                    f"sum by (topic) (rate(analytics_offset_commit_failures_total{RATE}))",
-                    "commit failures {{topic}}",
+                    f"sum by (job, topic) (rate(consumer_offset_commit_failures_total{RATE}))",
+                    "commit failures {{job}} {{topic}}",
                 ),
                 unit="ops",
                 description="Redeliveries, skipped by event id: counting stays exact.",
@@ -127,8 +128,8 @@ def click_pipeline() -> Json:
             timeseries(
                 "Dead-lettered",
                 Query(
-                    f"sum by (topic, reason) (rate(analytics_dead_lettered_total{RATE}))",
-                    "{{topic}} {{reason}}",
+                    f"sum by (job, topic, reason) (rate(consumer_dead_lettered_total{RATE}))",
+                    "{{job}} {{topic}} {{reason}}",
                 ),
                 unit="ops",
             ),

@@ -17,13 +17,13 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.analytics.classify import AgentClassifier
-from services.analytics.decoding import Click, LinkChange
 from services.analytics.metrics import DUPLICATES_SKIPPED, EVENTS_COUNTED, LINK_CHANGES_APPLIED
 from services.analytics.models import ClicksByDimension, ClicksDaily, ClicksHourly
 from services.analytics.repository import EventRepository, LinkRepository, RollupRepository
 from services.analytics.rollup import Rollup, classify_clicks
 from services.analytics.visitors import UniqueVisitors
 from services.chassis.db import session_scope
+from services.chassis.decoding import Click, LinkChange
 from services.chassis.events import CLICKS_TOPIC, LINKS_TOPIC
 
 __all__ = ["ClickCounter", "LinkChangeWriter"]

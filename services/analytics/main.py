@@ -17,15 +17,15 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from services.analytics.classify import AgentClassifier
 from services.analytics.config import AnalyticsSettings
-from services.analytics.consumer import BatchConsumer
-from services.analytics.decoding import decode_click, decode_link_change
 from services.analytics.ingest import ClickCounter, LinkChangeWriter
 from services.analytics.pruning import PRUNE_PROCESSED_EVENTS
 from services.analytics.router import router
 from services.analytics.service import StatsService
 from services.analytics.visitors import UniqueVisitors
 from services.chassis.app import build_app
+from services.chassis.consumer import BatchConsumer
 from services.chassis.db import DATABASE_UNAVAILABLE_WHEN, LOST_CONNECTION, create_engine, ping
+from services.chassis.decoding import decode_click, decode_link_change
 from services.chassis.events import CLICKS_DLQ_TOPIC, CLICKS_TOPIC, LINKS_TOPIC
 from services.chassis.health import DependencyCheck
 from services.chassis.identity import GatewaySigner

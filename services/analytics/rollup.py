@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 
 from services.analytics.classify import Agent, AgentClassifier, referrer_domain
-from services.analytics.decoding import Click
+from services.chassis.decoding import Click
 
 __all__ = ["ClassifiedClick", "Rollup", "classify_clicks"]
 

@@ -25,8 +25,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from services.analytics.metrics import VISITORS_SKIPPED
-from services.analytics.outage import Outage
 from services.analytics.rollup import ClassifiedClick
+from services.chassis.outage import Outage
 
 __all__ = ["UniqueVisitors"]
 

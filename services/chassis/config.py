@@ -102,7 +102,7 @@ class ClickPublisherSettings(KafkaSettings):
 
 
 class ConsumerSettings(KafkaSettings):
-    """A consumer of batches (services/analytics/consumer.py): how big, how long.
+    """A consumer of batches (services/chassis/consumer.py): how big, how long.
 
     A batch is one transaction: bigger batches amortise its round trips and
     commit, smaller ones bound the work redone after a crash.

@@ -26,8 +26,8 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import NonRecordingSpan, SpanKind
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.analytics.outage import Outage
 from services.chassis.db import session_scope
+from services.chassis.outage import Outage
 from services.chassis.tasks import finish_within
 from services.chassis.tracing import current_tracer
 from services.chassis.tracing_kafka import context_of_traceparent

@@ -1,6 +1,6 @@
 """What a consumed batch owes: deliveries, recorded before its offsets are committed.
 
-Each writer runs one transaction per batch (services/analytics/consumer.py
+Each writer runs one transaction per batch (services/chassis/consumer.py
 commits the offsets only after it). An event is owed to an endpoint at most
 once: the pair (endpoint, event id) is claimed in ``delivery_events`` and
 only new claims make deliveries, so a batch consumed again after a crash
@@ -27,10 +27,10 @@ from sqlalchemy import insert as plain_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import ReturningInsert
 
-from services.analytics.deadletter import DeadLetters, Poisoned
-from services.analytics.decoding import PoisonMessage
 from services.chassis.arrays import columns, insert_from_arrays
 from services.chassis.db import session_scope
+from services.chassis.deadletter import DeadLetters, Poisoned
+from services.chassis.decoding import PoisonMessage
 from services.chassis.tracing_kafka import traceparent_of
 from services.webhooks.metrics import EVENTS_FANNED_OUT
 from services.webhooks.models import Delivery, DeliveryEvent, Endpoint

@@ -16,10 +16,10 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from services.analytics.consumer import BatchConsumer
-from services.analytics.deadletter import DeadLetters
 from services.chassis.app import build_app
+from services.chassis.consumer import BatchConsumer
 from services.chassis.db import DATABASE_UNAVAILABLE_WHEN, LOST_CONNECTION, create_engine, ping
+from services.chassis.deadletter import DeadLetters
 from services.chassis.events import CLICKS_TOPIC, LINKS_TOPIC
 from services.chassis.health import DependencyCheck
 from services.chassis.identity import GatewaySigner

@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 import orjson
 from pydantic import AwareDatetime
 
-from services.analytics.decoding import Click as AnalyticsClick
-from services.analytics.decoding import LinkChange, decode_as
+from services.chassis.decoding import Click as ClickEvent
+from services.chassis.decoding import LinkChange, decode_as
 
 __all__ = [
     "Click",
@@ -37,7 +37,7 @@ E = TypeVar("E", "Click", "LinkEvent")
 _TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
 
 
-class Click(AnalyticsClick):
+class Click(ClickEvent):
     """A ``LinkClicked``, with the trace context its message carried."""
 
     traceparent: str | None = None

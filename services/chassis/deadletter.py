@@ -11,7 +11,7 @@ untouched, for whoever repairs and replays it), with headers::
 
 A topic without a dead-letter topic (``links``) has its poison logged with
 the same facts and skipped. Either way it is counted in
-``analytics_dead_lettered_total``.
+``consumer_dead_lettered_total``.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from services.analytics.decoding import PoisonMessage
-from services.analytics.metrics import DEAD_LETTERED
 from services.chassis.config import KafkaSettings
+from services.chassis.consumer_metrics import DEAD_LETTERED
+from services.chassis.decoding import PoisonMessage
 from services.chassis.kafka import start_producer
 
 __all__ = ["DeadLetters", "Poisoned"]

@@ -78,7 +78,7 @@ class Click(_Event):
 
 
 class LinkChange(_Event):
-    """A ``LinkChanged`` (version 1): only what analytics keeps of it."""
+    """A ``LinkChanged`` (version 1): what its consumers read of it."""
 
     type: LinkChangeType
     owner_id: uuid.UUID | None = None

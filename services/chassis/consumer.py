@@ -32,16 +32,16 @@ from typing import Any, Generic, TypeVar
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
 
-from services.analytics.deadletter import DeadLetters, Poisoned
-from services.analytics.decoding import PoisonMessage
-from services.analytics.metrics import (
+from services.chassis.config import ConsumerSettings
+from services.chassis.consumer_metrics import (
     BATCH_RETRIES,
     BATCH_SECONDS,
     COMMIT_FAILURES,
     CONSUMER_LAG,
 )
-from services.analytics.outage import Backoff, Outage
-from services.chassis.config import ConsumerSettings
+from services.chassis.deadletter import DeadLetters, Poisoned
+from services.chassis.decoding import PoisonMessage
+from services.chassis.outage import Backoff, Outage
 from services.chassis.tasks import finish_within
 from services.chassis.tracing_kafka import consuming
 
