@@ -11,7 +11,7 @@ from ada_url import parse_url
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.link.urls import URL_ERROR_CODES
+from services.chassis.urls import URL_ERROR_CODES
 
 SCHEMES = st.sampled_from(["http://", "https://", "HTTPS://", "http:", "https:\\\\", "ftp://", ""])
 # Letters a host or a path can hold, and the ones that trip parsers: IDN,

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from services.link.exceptions import BlockedPort, CredentialsInUrl, InvalidUrl
-from services.link.urls import normalize_url
+from services.chassis.url_errors import BlockedPort, CredentialsInUrl, InvalidUrl
+from services.chassis.urls import normalize_url
 
 DATA = Path(__file__).parent / "data" / "wpt-urltestdata.json"
 # What this service refuses though the standard accepts (docs/links-urls.md).

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.link.exceptions import InvalidUrl
-from services.link.urls import MAX_URL_LENGTH, URL_ERROR_CODES, host_key, normalize_url
+from services.chassis.url_errors import InvalidUrl
+from services.chassis.urls import MAX_URL_LENGTH, URL_ERROR_CODES, host_key, normalize_url
 
 OWN = frozenset({host_key("http://sho.rt")})
 

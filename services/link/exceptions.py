@@ -1,22 +1,9 @@
 """Errors of the link domain, each with its HTTP status and code.
 
-A refused target URL is an ``InvalidUrl``, whose subclass names the reason
-(docs/links-urls.md): what the URL Standard refuses, then what this
-service refuses on top of it::
-
-    InvalidLink                  422 invalid_link
-    └── InvalidUrl               422 invalid_url
-        ├── MissingHost              missing_host
-        ├── InvalidHost              invalid_host
-        ├── ForbiddenHostCodePoint   forbidden_host_code_point
-        ├── InvalidIpv4              invalid_ipv4
-        ├── InvalidIpv6              invalid_ipv6
-        ├── InvalidPort              invalid_port
-        ├── UnsupportedScheme        unsupported_scheme  (policy)
-        ├── CredentialsInUrl         credentials_in_url  (policy)
-        ├── BlockedPort              blocked_port        (policy)
-        ├── OwnHost                  own_host            (policy)
-        └── UrlTooLong               url_too_long        (policy)
+A refused target URL is the chassis's ``InvalidUrl`` family (422, its
+subclass naming the reason: services/chassis/url_errors.py,
+docs/links-urls.md); ``InvalidLink`` (422 ``invalid_link``) is every other
+refusal of a link's fields (alias, expiry, visit limit).
 """
 
 from __future__ import annotations
@@ -32,24 +19,12 @@ from services.chassis.errors import (
 
 __all__ = [
     "AliasTaken",
-    "BlockedPort",
     "CodeSpaceExhausted",
-    "CredentialsInUrl",
-    "ForbiddenHostCodePoint",
     "InvalidCursor",
-    "InvalidHost",
-    "InvalidIpv4",
-    "InvalidIpv6",
     "InvalidLink",
-    "InvalidPort",
-    "InvalidUrl",
     "LinkExpired",
     "LinkNotFound",
-    "MissingHost",
     "NotLinkOwner",
-    "OwnHost",
-    "UnsupportedScheme",
-    "UrlTooLong",
     "VisitLimitReached",
 ]
 
@@ -58,90 +33,6 @@ class InvalidLink(DomainError):
     status_code = 422
     code = "invalid_link"
     title = "Invalid link"
-
-
-class InvalidUrl(InvalidLink):
-    """The URL Standard does not parse it as an absolute URL."""
-
-    code = "invalid_url"
-    title = "Invalid URL"
-
-
-class MissingHost(InvalidUrl):
-    """An http(s) URL without a host (`http://`, `http://:80/`)."""
-
-    code = "missing_host"
-    title = "URL without a host"
-
-
-class InvalidHost(InvalidUrl):
-    """The host is not a valid domain name (IDNA/UTS 46), e.g. `xn--` that is not Punycode."""
-
-    code = "invalid_host"
-    title = "Invalid host"
-
-
-class ForbiddenHostCodePoint(InvalidUrl):
-    """The host holds a character no host may hold (space, `<`, `^`, `%`, a control...)."""
-
-    code = "forbidden_host_code_point"
-    title = "Forbidden character in host"
-
-
-class InvalidIpv4(InvalidUrl):
-    """The host ends in a number, so it must be an IPv4 address, and is not one."""
-
-    code = "invalid_ipv4"
-    title = "Invalid IPv4 address"
-
-
-class InvalidIpv6(InvalidUrl):
-    """The host is in brackets, so it must be an IPv6 address, and is not one."""
-
-    code = "invalid_ipv6"
-    title = "Invalid IPv6 address"
-
-
-class InvalidPort(InvalidUrl):
-    """The port is not a number from 0 to 65535."""
-
-    code = "invalid_port"
-    title = "Invalid port"
-
-
-class UnsupportedScheme(InvalidUrl):
-    """Policy: only http and https targets (no `javascript:`, `data:`, `file:`...)."""
-
-    code = "unsupported_scheme"
-    title = "Unsupported scheme"
-
-
-class CredentialsInUrl(InvalidUrl):
-    """Policy: no user name or password (`https://bank.com@evil.com` spoofs)."""
-
-    code = "credentials_in_url"
-    title = "Credentials in URL"
-
-
-class BlockedPort(InvalidUrl):
-    """Policy: a port browsers refuse to fetch (the Fetch Standard's bad ports)."""
-
-    code = "blocked_port"
-    title = "Blocked port"
-
-
-class OwnHost(InvalidUrl):
-    """Policy: a short link cannot point at the shortener itself (a redirect loop)."""
-
-    code = "own_host"
-    title = "Link to the shortener"
-
-
-class UrlTooLong(InvalidUrl):
-    """Policy: longer than 2048 characters, as given or once parsed."""
-
-    code = "url_too_long"
-    title = "URL too long"
 
 
 class InvalidCursor(DomainError):

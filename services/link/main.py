@@ -17,6 +17,7 @@ from services.chassis.identity import GatewaySigner
 from services.chassis.janitor import Janitor
 from services.chassis.kafka import EventPublisher
 from services.chassis.redis import create_redis
+from services.chassis.urls import host_key
 from services.link.cache import LinkCache
 from services.link.clicks import ClickRecorder
 from services.link.config import LinkSettings
@@ -26,7 +27,6 @@ from services.link.resolver import LinkResolver, link_reader
 from services.link.router import router
 from services.link.service import LinkService
 from services.link.shortcut import HotPathShortcut
-from services.link.urls import host_key
 
 __all__ = ["create_app"]
 

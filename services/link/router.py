@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from services.chassis.errors import PROBLEM_JSON
 from services.chassis.http import etag_matches
+from services.chassis.urls import url_refusals
 from services.link.cache import CachedLink
 from services.link.config import LinkSettings
 from services.link.dependencies import (
@@ -23,7 +24,6 @@ from services.link.models import Link
 from services.link.qr import MAX_SIZE, MIN_SIZE, QrFormat, render
 from services.link.schemas import LinkCreate, LinkOut, LinkPage, LinkUpdate
 from services.link.service import usage_visible
-from services.link.urls import URL_REFUSALS_DESCRIPTION
 
 __all__ = ["REDIRECT_TEMPLATE", "follow", "redirect_response", "router"]
 
@@ -31,7 +31,11 @@ router = APIRouter()
 
 _PROBLEM: dict[str, Any] = {"content": {PROBLEM_JSON: {}}}
 _AUTH: dict[int | str, dict[str, Any]] = {401: _PROBLEM, 403: _PROBLEM, 404: _PROBLEM}
-_URL_PROBLEM: dict[str, Any] = {**_PROBLEM, "description": URL_REFUSALS_DESCRIPTION}
+_URL_REFUSALS = url_refusals(
+    "Refused. The problem's `code` is `validation_failed` (a field's type or size),\n"
+    "`invalid_link` (alias, expiry, limit), or for a refused target URL the reason:"
+)
+_URL_PROBLEM: dict[str, Any] = {**_PROBLEM, "description": _URL_REFUSALS}
 
 
 def _short_url(base_url: str, code: str) -> str:

@@ -26,6 +26,7 @@ from services.chassis.errors import UnauthorizedError
 from services.chassis.events import LINKS_TOPIC, LinkChanged, LinkChangeType
 from services.chassis.identity import Identity
 from services.chassis.redirects import PERMANENT_REDIRECTS
+from services.chassis.urls import normalize_url
 from services.link.cache import LinkCache
 from services.link.codes import RESERVED, alias_problem, generate_code
 from services.link.exceptions import (
@@ -41,7 +42,6 @@ from services.link.outbox import stage, staged_event
 from services.link.repository import LinkRepository, insert_with_event
 from services.link.resolver import check_shape
 from services.link.schemas import LinkCreate, LinkUpdate
-from services.link.urls import normalize_url
 
 __all__ = ["LinkService", "usage_visible"]
 # At the sizing in docs/capacity.md a collision is ~1 in 600 at the end of
@@ -151,7 +151,7 @@ class LinkService:
         return link
 
     def _valid_url(self, url: str) -> str:
-        # Raises an InvalidUrl (a 422 InvalidLink) whose code says why.
+        # Raises an InvalidUrl (422) whose code says why.
         return normalize_url(url, own_hosts=self.own_hosts)
 
     async def _insert(self, data: LinkCreate, url: str, owner: uuid.UUID | None) -> Link:

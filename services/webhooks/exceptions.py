@@ -8,9 +8,10 @@
     DomainError
     └── InvalidCursor        422 invalid_cursor
 
-A refused endpoint URL is the link service's ``InvalidUrl`` family (422,
-``unsupported_scheme``, ``credentials_in_url``...: docs/links-urls.md),
-since both parse URLs the same way; malformed bodies get the chassis's
+A refused endpoint URL is the chassis's ``InvalidUrl`` family (422,
+``unsupported_scheme``, ``credentials_in_url``...:
+services/chassis/url_errors.py, docs/links-urls.md), the link service's
+targets being read the same way; malformed bodies get the chassis's
 ``validation_failed``; an anonymous caller ``authentication_required``.
 """
 

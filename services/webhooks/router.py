@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Query, status
 from starlette.responses import Response
 
 from services.chassis.errors import PROBLEM_JSON
-from services.link.urls import URL_REFUSALS_DESCRIPTION
+from services.chassis.urls import url_refusals
 from services.webhooks.dependencies import CurrentUser, WebhookServiceDep
 from services.webhooks.models import Endpoint
 from services.webhooks.schemas import (
@@ -37,7 +37,14 @@ _PROBLEM: dict[str, Any] = {"content": {PROBLEM_JSON: {}}}
 _ERRORS: dict[int | str, dict[str, Any]] = {401: _PROBLEM, 404: _PROBLEM, 422: _PROBLEM}
 _URL_ERRORS: dict[int | str, dict[str, Any]] = {
     **_ERRORS,
-    422: {**_PROBLEM, "description": URL_REFUSALS_DESCRIPTION},
+    422: {
+        **_PROBLEM,
+        "description": url_refusals(
+            "Refused. The problem's `code` is `validation_failed` (a field's type or size),\n"
+            "or for a refused endpoint URL the reason:",
+            without=frozenset({"own_host"}),  # a link's policy: endpoints may be anywhere
+        ),
+    },
 }
 EndpointId = Annotated[uuid.UUID, "the endpoint's id"]
 MessageId = Annotated[str, "the delivery's webhook-id (msg_...)"]

@@ -14,7 +14,7 @@ from typing import Final
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.chassis.db import session_scope
-from services.link.urls import normalize_url
+from services.chassis.urls import normalize_url
 from services.webhooks.config import WebhooksSettings
 from services.webhooks.deliveries import DeliveryRepository
 from services.webhooks.exceptions import (

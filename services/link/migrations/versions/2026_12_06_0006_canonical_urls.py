@@ -9,7 +9,7 @@ out again). Nothing is lost: every row changed is kept in
 ``link_url_changes`` with the target it had, and the reason for a refusal;
 the downgrade puts them back.
 
-The rules are those of ``services.link.urls`` when the migration runs: it is
+The rules are those of ``services.chassis.urls`` when the migration runs: it is
 one pass of today's rules over yesterday's rows. Links to the shortener's
 own host were refused before too, so the rows carry none to find. Cached
 entries of the rows changed are not read again: the cache key's version
@@ -25,8 +25,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from services.link.exceptions import InvalidUrl
-from services.link.urls import normalize_url
+from services.chassis.url_errors import InvalidUrl
+from services.chassis.urls import normalize_url
 
 revision: str = "0006"
 down_revision: str | None = "0005"

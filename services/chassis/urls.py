@@ -1,9 +1,11 @@
-"""Target URLs, read as browsers read them: the WHATWG URL Standard.
+"""URLs users give, read as browsers read them: the WHATWG URL Standard.
 
-ada (``ada-url``, the parser Node.js uses) parses; a target is stored and
-redirected to as the ``href`` it gives, exactly. What the standard refuses
-is refused, and what this service refuses on top (a policy) is refused with
-its own code: docs/links-urls.md. ada only says *that* a URL is invalid, so
+A link's target (the link service) and a webhook endpoint (the webhooks
+service) are both read here. ada (``ada-url``, the parser Node.js uses)
+parses; a URL is stored (and a target redirected to) as the ``href`` it
+gives, exactly. What the standard refuses is refused, and what the project
+refuses on top (a policy) is refused with its own code
+(services/chassis/url_errors.py, docs/links-urls.md). ada only says *that* a URL is invalid, so
 the reason is found by taking the authority apart as the standard does and
 asking ada about the host alone; the URL is never rebuilt by hand.
 """
@@ -17,7 +19,7 @@ from urllib.parse import unquote_to_bytes
 
 from ada_url import HostType, idna_to_ascii, idna_to_unicode, parse_url
 
-from services.link.exceptions import (
+from services.chassis.url_errors import (
     BlockedPort,
     CredentialsInUrl,
     ForbiddenHostCodePoint,
@@ -35,9 +37,9 @@ from services.link.exceptions import (
 __all__ = [
     "MAX_URL_LENGTH",
     "URL_ERROR_CODES",
-    "URL_REFUSALS_DESCRIPTION",
     "host_key",
     "normalize_url",
+    "url_refusals",
 ]
 
 MAX_URL_LENGTH: Final = 2048
@@ -45,15 +47,8 @@ ALLOWED_SCHEMES: Final = frozenset({"http", "https"})
 # Every reason a target can be refused, for the API's description of its 422s.
 _REFUSALS: Final[tuple[type[InvalidUrl], ...]] = (InvalidUrl, *InvalidUrl.__subclasses__())
 URL_ERROR_CODES: Final = {error.code: (error.__doc__ or error.title).strip() for error in _REFUSALS}
-# The text of a 422 in the OpenAPI document of the operations that take a URL.
-URL_REFUSALS_DESCRIPTION: Final = "\n".join(
-    [
-        "Refused. The problem's `code` is `validation_failed` (a field's type or size),",
-        "`invalid_link` (alias, expiry, limit), or for a refused target URL the reason:",
-        "",
-        *(f"- `{code}`: {text}" for code, text in URL_ERROR_CODES.items()),
-    ]
-)
+
+
 # The Fetch Standard's "bad ports": a browser refuses to fetch them, so a link
 # there could never be followed. Port 0 no connection can use at all.
 BAD_PORTS: Final = frozenset(
@@ -190,3 +185,13 @@ def _parses(url: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def url_refusals(lead: str, *, without: frozenset[str] = frozenset()) -> str:
+    """The text of a 422 in the OpenAPI document of an operation that takes a
+    URL: ``lead`` (the operation's other refusals), then every reason a URL
+    is refused but those ``without`` (codes the operation never raises)."""
+    reasons = [
+        f"- `{code}`: {text}" for code, text in URL_ERROR_CODES.items() if code not in without
+    ]
+    return "\n".join([lead, "", *reasons])
