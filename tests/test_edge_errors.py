@@ -7,12 +7,14 @@ carries the request id, never the server's bare ``text/plain`` 500.
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+import pytest
 import sqlalchemy.exc
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -74,6 +76,29 @@ async def test_pure_asgi_code_that_raises_answers_a_problem_with_its_request_id(
     # The gateway: RequestMiddleware is outermost, with no FastAPI around it.
     async with _client(RequestMiddleware(_raw_app_with_a_bug, access_log_enabled=False)) as http:
         _assert_internal_error(await http.get("/anything"))
+
+
+async def test_a_bug_under_the_gateways_middleware_is_answered_and_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The gateway's FastAPI routes (health, documents, the web page) run
+    under RequestMiddleware, outside Starlette's catch-all, which answers a
+    bug and then raises it again for the server: it must stop there, or
+    uvicorn logs a second traceback for every 500."""
+    app = build_app(
+        ServiceSettings(access_log=False), title="t", lifespan=_no_resources, edge_middleware=False
+    )
+
+    @app.get("/page")
+    async def page() -> None:
+        raise RuntimeError("a bug in a gateway route")
+
+    wrapped = RequestMiddleware(app, access_log_enabled=False)
+    transport = httpx.ASGITransport(app=wrapped, raise_app_exceptions=True)
+    with caplog.at_level(logging.ERROR):
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            _assert_internal_error(await http.get("/page"))
+    assert [r.getMessage() for r in caplog.records if r.exc_info] == ["unhandled error"]
 
 
 async def test_a_405_names_every_method_of_the_path_not_only_the_first_route() -> None:

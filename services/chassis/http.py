@@ -69,24 +69,33 @@ class RequestMiddleware:
         # context, and the error handler outside this middleware still needs it.
         request_id_var.set(request_id)
         status = 0
+        answered = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, answered
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message["headers"] = [
                     *message.get("headers", ()),
                     (_REQUEST_ID, request_id.encode()),
                 ]
+            elif not message.get("more_body", False):
+                answered = True
             await send(message)
 
         self.metrics.enter()
         try:
             await self.app(scope, receive, send_with_id)
         except Exception as exc:
-            if status:  # the answer has begun: all that is left is to cut it short
+            if answered:
+                # Starlette's outermost handler answered (and our handler for
+                # Exception logged it), then re-raised for the server to log:
+                # a second traceback for the same bug. Nothing is left to do.
+                pass
+            elif status:  # the answer has begun: all that is left is to cut it short
                 raise
-            await send_internal_error(send_with_id, exc)
+            else:
+                await send_internal_error(send_with_id, exc)
         finally:
             # No answer and no error: the client went away first (nginx's 499),
             # not a server error that would page someone.
