@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gateway.stale import STALE_TTL_HEADER
 from services.chassis.context import REQUEST_ID_HEADER
+from services.chassis.deadline import TIMEOUT_HEADER
 from services.chassis.events import CLICK_ID_HEADER
 
 __all__ = ["FORWARDING", "HOP_BY_HOP", "REPLAY_ON", "RESPONSE_DROP"]
@@ -33,6 +34,7 @@ FORWARDING = frozenset(
         b"x-real-ip",
         REQUEST_ID_HEADER.encode(),
         CLICK_ID_HEADER.encode(),
+        TIMEOUT_HEADER.encode(),  # how long the gateway waits, not the client
         b"content-length",
     }
 )

@@ -36,6 +36,7 @@ from gateway.config import GatewaySettings
 from gateway.resilience import UpstreamGuard
 from services.chassis.breaker import BreakerOpen
 from services.chassis.context import new_id
+from services.chassis.deadline import timeout_header
 from services.chassis.identity import GatewaySigner, Identity
 from services.chassis.lookups import (
     BATCH_PATH,
@@ -128,6 +129,9 @@ class RedirectLookups:
         self._tasks: set[asyncio.Task[None]] = set()
         read = guard.timeouts["read"]
         self._timeout = aiohttp.ClientTimeout(total=read, sock_connect=guard.timeouts["connect"])
+        # How long a batch is waited for: the link service counts no visit
+        # after it (services/chassis/deadline.py).
+        self._budget = timeout_header(read)
 
     async def lookup(self, visit: Visit) -> Answer:
         """The link service's answer to ``visit``; ``LookupFailed`` if none came."""
@@ -238,6 +242,7 @@ class RedirectLookups:
         return [
             *((k.decode(), v.decode()) for k, v in signed),
             ("content-type", "application/json"),
+            self._budget,
             # Sampled visits are not batched (gateway/proxy.py): the link
             # service must not start a trace of its own for this call. Ids
             # from the request ids' buffered generator: two getrandom calls a

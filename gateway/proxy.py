@@ -30,6 +30,7 @@ from gateway.routes import REDIRECT_TEMPLATE
 from gateway.visits import sampled, serve_visit, settle_redirect
 from services.chassis.breaker import BreakerOpen
 from services.chassis.context import REQUEST_ID_HEADER, new_id, request_id_var
+from services.chassis.deadline import timeout_header
 from services.chassis.errors import send_problem
 from services.chassis.events import CLICK_ID_HEADER
 from services.chassis.http import read_body
@@ -52,6 +53,9 @@ class Upstream:
     guard: UpstreamGuard
     # aiohttp's form of the guard's timeouts, as httpx-aiohttp maps httpx's.
     timeout: aiohttp.ClientTimeout = field(init=False)
+    # Tells the upstream how long this gateway waits for its answer
+    # (services/chassis/deadline.py): the read timeout, from the request sent.
+    budget: tuple[bytes, bytes] = field(init=False)
 
     def __post_init__(self) -> None:
         t = self.guard.timeouts
@@ -59,6 +63,8 @@ class Upstream:
             sock_connect=t["connect"], sock_read=t["read"], connect=t["pool"]
         )
         object.__setattr__(self, "timeout", timeout)
+        name, value = timeout_header(t["read"])
+        object.__setattr__(self, "budget", (name.encode(), value.encode()))
 
 
 class UpstreamProxy:
@@ -179,6 +185,7 @@ class UpstreamProxy:
         )
         headers = _forwarded_headers(scope, self.not_forwarded)
         headers += self.signer.headers(scope["method"], path, identity)
+        headers.append(upstream.budget)
         if click_id is not None:
             headers.append((_CLICK_ID, click_id.encode()))
         return url, [(k.decode("latin-1"), _text(v)) for k, v in headers]

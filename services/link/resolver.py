@@ -13,12 +13,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from math import ceil
 from typing import Any, Protocol
 
 from prometheus_client import Counter
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.chassis.db import session_scope
+from services.chassis.deadline import DeadlineExceeded, remaining
 from services.link.cache import NEGATIVE, CachedLink, LinkCache, Lookup, Ticket
 from services.link.codes import CODE_RE
 from services.link.exceptions import LinkExpired, LinkNotFound, VisitLimitReached
@@ -58,10 +62,12 @@ def link_reader(engine: AsyncEngine) -> LinkReader:
 
 LIMITED_VISITS = Counter(
     "link_limited_visits_total",
-    "Visits of links with a visit limit: counted in Postgres, or refused (limit, expiry, deleted).",
+    "Visits of links with a visit limit: counted in Postgres, refused (limit, expiry, "
+    "deleted), or not counted because the gateway had stopped waiting (late).",
     ["result"],
 )
-_COUNTED, _REFUSED = LIMITED_VISITS.labels("counted"), LIMITED_VISITS.labels("refused")
+_COUNTED, _REFUSED, _LATE = (LIMITED_VISITS.labels(r) for r in ("counted", "refused", "late"))
+_CANCELLED = "57014"  # query_canceled: here, by the statement timeout the budget set
 
 
 class Unlooked:
@@ -107,9 +113,31 @@ class LinkResolver:
         return link
 
     async def _count_visit(self, code: str) -> CachedLink:
-        """A visit of a limited link, counted in Postgres; the row's state wins over the cache."""
-        async with session_scope(self.sessions) as session:
-            counted = await LinkRepository(session).count_visit(code)
+        """A visit of a limited link, counted in Postgres; the row's state wins over the cache.
+
+        Not counted once the gateway has stopped waiting for it (its budget,
+        services/chassis/deadline.py): the visitor got a 504, and the visit
+        must not use up one of the link's. The count's statement is bounded
+        by what is left, so a slow Postgres cannot commit it afterwards.
+        """
+        left = remaining()
+        if left is not None and left <= 0:
+            _LATE.inc()
+            raise DeadlineExceeded(f"The visit of '{code}' came after the caller stopped waiting.")
+        try:
+            async with session_scope(self.sessions) as session:
+                if left is not None:
+                    await session.execute(
+                        text(f"SET LOCAL statement_timeout = {ceil(left * 1000)}")
+                    )
+                counted = await LinkRepository(session).count_visit(code)
+        except DBAPIError as exc:
+            if left is not None and getattr(exc.orig, "sqlstate", None) == _CANCELLED:
+                _LATE.inc()
+                raise DeadlineExceeded(
+                    f"The visit of '{code}' could not be counted in time."
+                ) from None
+            raise
         if counted is None:
             _REFUSED.inc()
             # The entry that let this visit through is out of date: invalidate

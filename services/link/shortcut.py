@@ -12,6 +12,7 @@ from __future__ import annotations
 from fastapi import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from services.chassis.deadline import accept_budget
 from services.chassis.health import UNSIGNED_PATHS
 from services.chassis.lookups import BATCH_PATH
 from services.link.batch import handled, serve_batch
@@ -51,6 +52,8 @@ class HotPathShortcut:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            accept_budget(scope)  # how long the gateway waits (services/chassis/deadline.py)
         if scope["type"] == "http" and scope["path"] == BATCH_PATH and scope["method"] == "POST":
             scope["route_template"] = BATCH_PATH
             await serve_batch(Request(scope, receive), send)
