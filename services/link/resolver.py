@@ -117,26 +117,16 @@ class LinkResolver:
 
         Not counted once the gateway has stopped waiting for it (its budget,
         services/chassis/deadline.py): the visitor got a 504, and the visit
-        must not use up one of the link's. The count's statement is bounded
-        by what is left, so a slow Postgres cannot commit it afterwards.
+        must not use up one of the link's.
         """
-        left = remaining()
-        if left is not None and left <= 0:
-            _LATE.inc()
-            raise DeadlineExceeded(f"The visit of '{code}' came after the caller stopped waiting.")
         try:
             async with session_scope(self.sessions) as session:
-                if left is not None:
-                    await session.execute(
-                        text(f"SET LOCAL statement_timeout = {ceil(left * 1000)}")
-                    )
+                await _within_budget(session, code)
                 counted = await LinkRepository(session).count_visit(code)
         except DBAPIError as exc:
-            if left is not None and getattr(exc.orig, "sqlstate", None) == _CANCELLED:
+            if remaining() is not None and getattr(exc.orig, "sqlstate", None) == _CANCELLED:
                 _LATE.inc()
-                raise DeadlineExceeded(
-                    f"The visit of '{code}' could not be counted in time."
-                ) from None
+                raise DeadlineExceeded(f"The visit of '{code}' was not counted in time.") from None
             raise
         if counted is None:
             _REFUSED.inc()
@@ -235,6 +225,24 @@ def _entry(row: LinkRow) -> CachedLink:
     limited = max_visits is not None
     exhausted = max_visits is not None and row["visits"] >= max_visits
     return CachedLink(row["url"], row["redirect_type"], expires_at, limited, exhausted)
+
+
+async def _within_budget(session: AsyncSession, code: str) -> None:
+    """Bound this transaction by what is left of the caller's budget, if it
+    sent one: refuse the visit as late when nothing is (the wait for a pooled
+    connection counts too), else cap its statements at what is left, so a
+    slow Postgres (a queue on the row's lock, a slow disk) cannot commit the
+    count after the caller gave up."""
+    left = remaining()
+    if left is not None and left > 0:
+        await session.connection()
+        left = remaining()
+    if left is None:
+        return
+    if left <= 0:
+        _LATE.inc()
+        raise DeadlineExceeded(f"The visit of '{code}' came after the caller stopped waiting.")
+    await session.execute(text(f"SET LOCAL statement_timeout = {ceil(left * 1000)}"))
 
 
 def _followable(code: str, link: CachedLink | None) -> CachedLink:
