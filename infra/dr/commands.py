@@ -39,9 +39,16 @@ __all__ = ["MANIFEST", "Target", "backup", "restore", "restore_databases", "rewi
 
 MANIFEST = "manifest.json"
 SNAPSHOT = "pgdata"
-# The analytics consumer groups (the settings' defaults) and the topic each reads.
+# The consumer groups whose offsets a restored database is behind (the
+# settings' defaults: analytics and webhooks each commit after their write),
+# and the topic each reads.
 GROUPS: Mapping[str, str] = MappingProxyType(
-    {"analytics": CLICKS_TOPIC, "analytics-links": LINKS_TOPIC}
+    {
+        "analytics": CLICKS_TOPIC,
+        "analytics-links": LINKS_TOPIC,
+        "webhooks": CLICKS_TOPIC,
+        "webhooks-links": LINKS_TOPIC,
+    }
 )
 
 
@@ -148,7 +155,7 @@ def restore_databases(directory: Path, target: Target) -> list[str]:
 
 
 def rewind_consumers(directory: Path, target: Target) -> Offsets:
-    """Put the analytics groups back at the offsets recorded with the backup (consumers stopped).
+    """Put the consumer groups back at the offsets recorded with the backup (consumers stopped).
 
     Clicks made after the backup are then read again and counted once. It
     needs only the broker, not Postgres: redirects can be served again before

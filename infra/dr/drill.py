@@ -40,8 +40,12 @@ from infra.devstack.stack import SERVICES, Ports, service_env, start_stack, stop
 from infra.devstack.state import StateDir
 from infra.dr.commands import Target, backup, restore_databases, rewind_consumers
 from infra.dr.traffic import Client, Link
+from infra.dr.webhooks import subscribe, wait_owed
 
 __all__ = ["DrillResult", "run_drill"]
+
+# The services whose consumer groups are rewound: stopped before, started after.
+CONSUMERS = ("analytics", "webhooks")
 
 
 @dataclass
@@ -66,6 +70,8 @@ class DrillResult:
     login_after: bool
     old_token_after: bool
     counts_match: bool
+    webhook_clicks_expected: int  # clicks of the user's surviving links, each owed once
+    webhook_clicks_owed: int  # owed to the user's endpoint after the restore
 
     @property
     def passed(self) -> bool:
@@ -76,6 +82,7 @@ class DrillResult:
             and self.old_token_after
             and self.counts_match
             and self.clicks_lost_on_surviving == 0
+            and self.webhook_clicks_owed == self.webhook_clicks_expected
         )
 
 
@@ -120,11 +127,13 @@ class _Drill:
     def run(self, n: int, *, rewind: bool) -> DrillResult:
         client = self.client
         client.register()
+        endpoint = subscribe(client)
         old = client.create(n // 2, owned=True, tag="old")
         old += client.create(n - n // 2, owned=False, tag="old-anon")
         for i, link in enumerate(old):
             client.click([link], 1 + i % 5)
         self._all_counted(old, "before the backup")
+        self._all_owed(endpoint, old, "before the backup")
         clicks_before = sum(link.clicks for link in old)
 
         manifest = backup(self.backup_dir, self.target)
@@ -133,6 +142,7 @@ class _Drill:
         client.click(old, 1)
         client.click(new, 2)
         self._all_counted(old + new, "after the backup")
+        self._all_owed(endpoint, old + new, "after the backup")
         clicks_after = sum(x.clicks for x in old + new) - clicks_before
         token_before = client.token
 
@@ -143,6 +153,8 @@ class _Drill:
         survivors = old + [link for link in new if link not in lost]
         shown = client.wait_counted(survivors, self.wait)
         self.marks["counted"] = time.monotonic()
+        owed_expected = _owned_clicks(survivors)
+        owed = wait_owed(self._webhooks_db, endpoint, owed_expected, self.wait)
         client.token = token_before
         with client.http() as http:
             old_token_after = http.get("/api/v1/links", headers=client.auth()).status_code == 200
@@ -168,7 +180,20 @@ class _Drill:
             login_after=client.login(),
             old_token_after=old_token_after,
             counts_match=all(shown[x.code] == x.clicks for x in survivors),
+            webhook_clicks_expected=owed_expected,
+            webhook_clicks_owed=owed,
         )
+
+    @property
+    def _webhooks_db(self) -> str:
+        return service_env(self.ports)["webhooks"]["WEBHOOKS_DATABASE_URL"]
+
+    def _all_owed(self, endpoint: str, links: list[Link], when: str) -> None:
+        expected = _owned_clicks(links)
+        if wait_owed(self._webhooks_db, endpoint, expected, self.wait) != expected:
+            raise RuntimeError(
+                f"clicks {when} were not all owed to the webhook within {self.wait} s"
+            )
 
     def _all_counted(self, links: list[Link], when: str) -> None:
         if self.client.wait_counted(links, self.wait) != {x.code: x.clicks for x in links}:
@@ -186,7 +211,8 @@ class _Drill:
         """The plan's order: consumers stopped, the snapshot back, Postgres up;
         once redirects and creation work, the offsets rewound and the consumers
         started. (Old links all redirect?, a link can be created?)"""
-        self._process("analytics").stop()
+        for consumer in CONSUMERS:
+            self._process(consumer).stop()
         restore_databases(self.backup_dir, self.target)
         self.marks["restored"] = time.monotonic()
         log = self.state.log("postgres-restored")
@@ -198,10 +224,12 @@ class _Drill:
         if rewind:  # without it the clicks since the backup are never counted: --no-rewind
             rewind_consumers(self.backup_dir, self.target)
         self.marks["rewound"] = time.monotonic()
-        spec = next(s for s in SERVICES if s.name == "analytics")
-        env, log = service_env(self.ports)["analytics"], self.state.log("analytics-restored")
-        ready = f"{spec.url(self.ports)}/readyz"
-        self._replace(start_python(spec.name, ["-m", spec.module, *spec.serve], env, log, ready))
+        for consumer in CONSUMERS:
+            spec = next(s for s in SERVICES if s.name == consumer)
+            env, log = service_env(self.ports)[consumer], self.state.log(f"{consumer}-restored")
+            ready = f"{spec.url(self.ports)}/readyz"
+            argv = ["-m", spec.module, *spec.serve]
+            self._replace(start_python(spec.name, argv, env, log, ready))
         return resolve, created
 
     def _process(self, name: str) -> ManagedProcess:
@@ -210,3 +238,8 @@ class _Drill:
     def _replace(self, fresh: ManagedProcess) -> None:
         index = next(i for i, p in enumerate(self.processes) if p.name == fresh.name)
         self.processes[index] = fresh
+
+
+def _owned_clicks(links: list[Link]) -> int:
+    """Clicks owed to the user's webhook: those of the links the user owns."""
+    return sum(link.clicks for link in links if link.owned)

@@ -40,6 +40,8 @@ def render(r: DrillResult) -> str:
         ("every old link redirects to its URL; a new link can be created",
          _yes(r.old_links_resolve) + ", " + _yes(r.creation_works)),
         ("click counts match redirects served", _yes(r.counts_match)),
+        ("clicks owed to the user's webhook, each once (of the clicks on their surviving links)",
+         f"{r.webhook_clicks_owed} of {r.webhook_clicks_expected}"),
         ("login after restore; token from before still valid", _yes(r.login_after)
          + ", " + _yes(r.old_token_after)),
     ]  # fmt: skip
@@ -47,7 +49,7 @@ def render(r: DrillResult) -> str:
     when = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     return (
         f"Machine: {machine()}; commit {commit()}; {when}. Everything (Postgres, Redis,\n"
-        "the broker, four services and the drill's client) shares these cores.\n\n"
+        "the broker, five services and the drill's client) shares these cores.\n\n"
         f"{table}\n"
     )
 
