@@ -70,7 +70,7 @@ class DrillResult:
     login_after: bool
     old_token_after: bool
     counts_match: bool
-    webhook_clicks_expected: int  # clicks of the user's surviving links, each owed once
+    webhook_clicks_expected: int  # clicks of the user's links (lost ones too), each owed once
     webhook_clicks_owed: int  # owed to the user's endpoint after the restore
 
     @property
@@ -153,7 +153,8 @@ class _Drill:
         survivors = old + [link for link in new if link not in lost]
         shown = client.wait_counted(survivors, self.wait)
         self.marks["counted"] = time.monotonic()
-        owed_expected = _owned_clicks(survivors)
+        # Lost links too: their events are on the broker, replayed by the rewind.
+        owed_expected = _owned_clicks(old + new)
         owed = wait_owed(self._webhooks_db, endpoint, owed_expected, self.wait)
         client.token = token_before
         with client.http() as http:

@@ -40,7 +40,7 @@ def render(r: DrillResult) -> str:
         ("every old link redirects to its URL; a new link can be created",
          _yes(r.old_links_resolve) + ", " + _yes(r.creation_works)),
         ("click counts match redirects served", _yes(r.counts_match)),
-        ("clicks owed to the user's webhook, each once (of the clicks on their surviving links)",
+        ("clicks owed to the user's webhook, each once (of those on their links, lost ones too)",
          f"{r.webhook_clicks_owed} of {r.webhook_clicks_expected}"),
         ("login after restore; token from before still valid", _yes(r.login_after)
          + ", " + _yes(r.old_token_after)),
