@@ -7,10 +7,15 @@ local stack, in compose and in Kubernetes.
 
 from __future__ import annotations
 
+from typing import Final
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
+    "CLICK_BUFFER_CAPACITY",
+    "CLICK_LINGER_MS",
+    "ClickPublisherSettings",
     "ConsumerSettings",
     "DatabaseSettings",
     "InternalAuthSettings",
@@ -90,15 +95,20 @@ class KafkaSettings(BaseSettings):
     kafka_request_timeout_ms: int = Field(5000, ge=100)
 
 
+# The click publisher's defaults, here and in EventPublisher (services/chassis/kafka.py).
+CLICK_BUFFER_CAPACITY: Final = 100_000
+# How long the first click in the buffer waits for others to leave with it.
+# Every record batch sent wakes the broker and each consumer group that
+# reads clicks: at 1,000 redirects/s, 5 ms made 200 batches a second and
+# cost the machine 0.3-0.4 of a core more than 50 ms (docs/adr/0020).
+CLICK_LINGER_MS: Final = 50
+
+
 class ClickPublisherSettings(KafkaSettings):
     """A process that publishes click events through a buffer (services/chassis/kafka.py)."""
 
-    click_buffer_capacity: int = Field(100_000, ge=1)
-    # How long the first click in the buffer waits for others to leave with
-    # it. Every record batch sent wakes the broker and each consumer group
-    # that reads clicks: at 1,000 redirects/s, 5 ms made 200 batches a second
-    # and cost the machine 0.3-0.4 of a core more than 50 ms (docs/adr/0020).
-    click_linger_ms: int = Field(50, ge=0, le=1000)
+    click_buffer_capacity: int = Field(CLICK_BUFFER_CAPACITY, ge=1)
+    click_linger_ms: int = Field(CLICK_LINGER_MS, ge=0, le=1000)
 
 
 class ConsumerSettings(KafkaSettings):

@@ -33,7 +33,12 @@ from aiokafka import AIOKafkaProducer
 from opentelemetry.trace import SpanContext
 from prometheus_client import Counter, Gauge
 
-from services.chassis.config import ClickPublisherSettings, KafkaSettings
+from services.chassis.config import (
+    CLICK_BUFFER_CAPACITY,
+    CLICK_LINGER_MS,
+    ClickPublisherSettings,
+    KafkaSettings,
+)
 from services.chassis.kafka_batches import Partitions, send_batches
 from services.chassis.repeats import SUMMARY_SECONDS, quiet_aiokafka
 from services.chassis.tasks import finish_within
@@ -107,9 +112,9 @@ class EventPublisher:
         settings: KafkaSettings,
         topic: str,
         *,
-        capacity: int = 100_000,
+        capacity: int = CLICK_BUFFER_CAPACITY,
         batch_size: int = 500,
-        linger_seconds: float = 0.005,
+        linger_seconds: float = CLICK_LINGER_MS / 1000,
     ) -> None:
         self._settings = settings
         self.topic = topic
