@@ -5,9 +5,10 @@ service) are both read here. ada (``ada-url``, the parser Node.js uses)
 parses; a URL is stored (and a target redirected to) as the ``href`` it
 gives, exactly. What the standard refuses is refused, and what the project
 refuses on top (a policy) is refused with its own code
-(services/chassis/url_errors.py, docs/links-urls.md). ada only says *that* a URL is invalid, so
-the reason is found by taking the authority apart as the standard does and
-asking ada about the host alone; the URL is never rebuilt by hand.
+(services/chassis/url_errors.py, docs/links-urls.md). ada only says *that*
+a URL is invalid, so the reason is found by taking the authority apart as
+the standard does and asking ada about the host alone; the URL is never
+rebuilt by hand.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def normalize_url(url: str, *, own_hosts: frozenset[str] = frozenset()) -> str:
     if scheme is None:
         raise InvalidUrl("The URL must be absolute, starting with http:// or https://.")
     if scheme[1].lower() not in ALLOWED_SCHEMES:
-        raise UnsupportedScheme("Only http and https URLs can be shortened.")
+        raise UnsupportedScheme("Only http and https URLs are accepted.")
     try:
         parts = parse_url(cleaned, attributes=_ATTRIBUTES)
     except ValueError:
@@ -86,7 +87,7 @@ def normalize_url(url: str, *, own_hosts: frozenset[str] = frozenset()) -> str:
     if parts["host_type"] == HostType.DEFAULT and (label := _bad_punycode(hostname)):
         raise InvalidHost(f"The host's label '{label}' is not valid Punycode (IDNA).")
     if parts["username"] or parts["password"]:
-        raise CredentialsInUrl("URLs with a user name or password cannot be shortened.")
+        raise CredentialsInUrl("URLs with a user name or password are not accepted.")
     if parts["port"] and int(parts["port"]) in BAD_PORTS:
         raise BlockedPort(f"Browsers refuse to open port {parts['port']}.")
     if len(href) > MAX_URL_LENGTH:
