@@ -153,3 +153,49 @@ def test_a_click_racing_its_links_creation_is_never_stranded(
         asyncio.run(race(infra, owner.user_id, codes))
         got = wait_for(hooks.received, lambda r: len(clicked_ids(r)) >= len(codes))
     assert len(clicked_ids(got)) == len(codes)
+
+
+DELIVERY_IDS = text("SELECT id FROM deliveries WHERE endpoint_id = :endpoint ORDER BY id")
+FORGET = (
+    text("DELETE FROM delivery_events WHERE endpoint_id = :endpoint"),
+    text("DELETE FROM deliveries WHERE endpoint_id = :endpoint"),
+)
+
+
+async def owe_twice_across_a_restore(
+    infra: Infra, owner_id: str, endpoint_id: str, code: str
+) -> list[list[uuid.UUID]]:
+    """A link event and a batch of clicks owed; the claims and deliveries then
+    lost (as a restore from an older backup loses them); the same events owed
+    again, as the rewound consumers read them. The delivery ids each time."""
+    engine = engine_of(infra)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    link, clicks = created(code, owner_id), [clicked(code) for _ in range(3)]
+    ids: list[list[uuid.UUID]] = []
+    try:
+        for attempt in range(2):
+            await LinkFanout(sessions, 100).write([link])
+            await ClickFanout(sessions, 100).write(clicks)
+            async with engine.begin() as conn:
+                found = await conn.execute(DELIVERY_IDS, {"endpoint": endpoint_id})
+                ids.append([row[0] for row in found])
+                if attempt == 0:
+                    for statement in FORGET:
+                        await conn.execute(statement, {"endpoint": endpoint_id})
+    finally:
+        await engine.dispose()
+    return ids
+
+
+def test_events_owed_again_after_a_restore_keep_their_webhook_ids(
+    infra: Infra, client: httpx.Client
+) -> None:
+    """Receivers deduplicate by ``webhook-id``: an event owed again because
+    the database went back to a backup must come back under the same one."""
+    owner = register(client)
+    endpoint = create_endpoint(client, owner, "https://hooks.example.com/restore")
+    before, after = asyncio.run(
+        owe_twice_across_a_restore(infra, owner.user_id, endpoint["id"], new_code())
+    )
+    assert len(before) == 2  # the link event's delivery and the clicks' one
+    assert after == before

@@ -44,7 +44,7 @@ from services.webhooks.payloads import (
 )
 from services.webhooks.repository import EndpointRepository, LinkRepository
 
-__all__ = ["ClickFanout", "ClickRecords", "LinkFanout", "owe"]
+__all__ = ["ClickFanout", "ClickRecords", "LinkFanout", "delivery_id_of", "owe"]
 
 E = TypeVar("E", Click, LinkEvent)
 CLICKED = "link.clicked"
@@ -92,7 +92,7 @@ async def owe(
     new = 0
     for start in range(0, len(events), batch_max):
         chunk = events[start : start + batch_max]
-        delivery_id = uuid.uuid4()
+        delivery_id = delivery_id_of(endpoint_id, [e for e, _, _ in chunk])
         rows = [(endpoint_id, e, delivery_id) for e, _, _ in chunk]
         fresh = set(await session.scalars(_claims(), columns(_CLAIM_COLUMNS, rows)))
         owed = [event for event in chunk if event[0] in fresh]
@@ -111,6 +111,24 @@ async def owe(
         )
         new += len(data)
     return new
+
+
+def delivery_id_of(endpoint_id: uuid.UUID, event_ids: Sequence[str]) -> uuid.UUID:
+    """A delivery's id (its ``webhook-id``), from what it carries: the same
+    events owed to the same endpoint again get the same id.
+
+    Owing is idempotent (the claims), so this matters only when the claims
+    are gone: after a restore from a backup, the events since it are owed
+    again (docs/disaster-recovery.md), and a receiver that deduplicates by
+    ``webhook-id`` then sees the same id for a message it already has. A
+    link event is a delivery of its own, so its id always comes back; a
+    batch of clicks does when the batch has the same clicks.
+
+    Never two deliveries with one id: a second chunk of the same events for
+    the same endpoint finds them all claimed and makes no delivery, and a
+    delivery and its claims are pruned together (services/webhooks/pruning.py).
+    """
+    return uuid.uuid5(endpoint_id, ",".join(sorted(event_ids)))
 
 
 async def _fan_out(
