@@ -18,7 +18,6 @@ import orjson
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from services.chassis.config import KafkaSettings
 from services.chassis.db import session_scope
@@ -29,7 +28,7 @@ from services.webhooks.repository import LinkRepository
 from tests.accounts import register
 from tests.conftest import Infra
 from tests.test_analytics_consumer import new_code
-from tests.test_webhooks_idempotence import OWED, created, engine_of
+from tests.test_webhooks_idempotence import OWED, created, webhooks_db
 from tests.webhook_receiver import receiver
 from tests.webhooks_helpers import create_endpoint
 
@@ -66,27 +65,19 @@ def poison_read() -> float:
 
 async def consume(infra: Infra, owners: dict[str, str], records: list[Record]) -> dict[str, int]:
     """Learn each code's owner, hand ``records`` over; what each table holds of them after."""
-    engine = engine_of(infra)
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
     dead_letters = DeadLetters(KafkaSettings(), CLICKS_TOPIC, None)
-    try:
+    async with webhooks_db(infra) as (engine, sessions):
         await LinkFanout(sessions, 100).write([created(c, o) for c, o in owners.items()])
         await ClickRecords(sessions, ClickFanout(sessions, 100), dead_letters).write(records)
         codes = sorted({r.key.decode() for r in records if r.key})
         async with engine.connect() as conn:
             parked = text("SELECT count(*) FROM parked_clicks WHERE code = ANY(:codes)")
             return {"parked": int((await conn.execute(parked, {"codes": codes})).scalar_one())}
-    finally:
-        await engine.dispose()
 
 
 async def owed_to(infra: Infra, endpoint_id: str) -> int:
-    engine = engine_of(infra)
-    try:
-        async with engine.connect() as conn:
-            return int((await conn.execute(OWED, {"endpoint": endpoint_id})).scalar_one())
-    finally:
-        await engine.dispose()
+    async with webhooks_db(infra) as (engine, _), engine.connect() as conn:
+        return int((await conn.execute(OWED, {"endpoint": endpoint_id})).scalar_one())
 
 
 def test_clicks_of_owners_without_a_click_endpoint_are_not_read(
@@ -118,19 +109,15 @@ def test_clicks_of_owners_without_a_click_endpoint_are_not_read(
 
 async def learn_in_order(infra: Infra, code: str, changes: list[tuple[str, int]]) -> str | None:
     """Learn (owner, minute) changes of ``code`` one batch each, in the order given."""
-    engine = engine_of(infra)
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
     base = datetime(2026, 12, 7, tzinfo=UTC)
-    try:
+    async with webhooks_db(infra) as (_, sessions):
         for owner, minute in changes:
             async with session_scope(sessions) as session:
                 rows = [(code, uuid.UUID(owner), base + timedelta(minutes=minute))]
                 await LinkRepository(session).learn(rows)
         async with session_scope(sessions) as session:
             owner_id = (await LinkRepository(session).owners([code])).get(code)
-        return str(owner_id) if owner_id else None
-    finally:
-        await engine.dispose()
+    return str(owner_id) if owner_id else None
 
 
 def test_an_older_change_of_a_link_never_overwrites_a_newer_owner(infra: Infra) -> None:

@@ -12,12 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from infra.devstack.stack import database_url
 from services.chassis.db import asyncpg_url
@@ -32,6 +39,7 @@ from tests.webhook_receiver import receiver
 from tests.webhooks_helpers import clicked_ids, create_endpoint, wait_for
 
 pytestmark = pytest.mark.usefixtures("webhooks_url")
+Sessions = async_sessionmaker[AsyncSession]
 
 OWED = text(
     "SELECT count(*) FROM delivery_events de JOIN deliveries d ON d.id = de.delivery_id"
@@ -57,25 +65,27 @@ def clicked(code: str) -> Click:
     )
 
 
-def engine_of(infra: Infra) -> AsyncEngine:
-    """An engine on the session's webhooks database, as the service's writers use it."""
-    return create_async_engine(asyncpg_url(database_url(infra.ports, "webhooks")))
+@asynccontextmanager
+async def webhooks_db(infra: Infra) -> AsyncIterator[tuple[AsyncEngine, Sessions]]:
+    """An engine on the session's webhooks database and its sessions, as the
+    service's writers use them; disposed afterwards."""
+    engine = create_async_engine(asyncpg_url(database_url(infra.ports, "webhooks")))
+    try:
+        yield engine, async_sessionmaker(engine, expire_on_commit=False)
+    finally:
+        await engine.dispose()
 
 
 async def write_twice(infra: Infra, owner_id: str, endpoint_id: str, code: str) -> list[int]:
     """The link, then a batch of clicks written twice; what is owed after each write."""
-    engine = engine_of(infra)
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
     clicks = [clicked(code) for _ in range(5)]
     owed: list[int] = []
-    try:
+    async with webhooks_db(infra) as (engine, sessions):
         await LinkFanout(sessions, 100).write([created(code, owner_id)])
         for _ in range(2):
             await ClickFanout(sessions, 100).write(clicks)
             async with engine.connect() as conn:
                 owed.append(int((await conn.execute(OWED, {"endpoint": endpoint_id})).scalar_one()))
-    finally:
-        await engine.dispose()
     return owed
 
 
@@ -95,8 +105,7 @@ def test_a_batch_consumed_again_after_a_crash_owes_and_sends_nothing_twice(
 
 
 async def prune_finished(infra: Infra) -> int | None:
-    engine = engine_of(infra)
-    try:
+    async with webhooks_db(infra) as (engine, _):
         janitor = Janitor(
             "deliveries",
             engine,
@@ -106,8 +115,6 @@ async def prune_finished(infra: Infra) -> int | None:
             batch_rows=1000,
         )
         return await janitor.run_once()
-    finally:
-        await engine.dispose()
 
 
 def test_finished_deliveries_are_pruned_with_their_attempts_and_claims(
@@ -131,16 +138,12 @@ def test_finished_deliveries_are_pruned_with_their_attempts_and_claims(
 
 async def race(infra: Infra, owner_id: str, codes: list[str]) -> None:
     """Each code's link and its click, written by the two consumers at the same time."""
-    engine = engine_of(infra)
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
-    try:
+    async with webhooks_db(infra) as (_, sessions):
         for code in codes:
             await asyncio.gather(
                 ClickFanout(sessions, 100).write([clicked(code)]),
                 LinkFanout(sessions, 100).write([created(code, owner_id)]),
             )
-    finally:
-        await engine.dispose()
 
 
 def test_a_click_racing_its_links_creation_is_never_stranded(
@@ -168,11 +171,9 @@ async def owe_twice_across_a_restore(
     """A link event and a batch of clicks owed; the claims and deliveries then
     lost (as a restore from an older backup loses them); the same events owed
     again, as the rewound consumers read them. The delivery ids each time."""
-    engine = engine_of(infra)
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
     link, clicks = created(code, owner_id), [clicked(code) for _ in range(3)]
     ids: list[list[uuid.UUID]] = []
-    try:
+    async with webhooks_db(infra) as (engine, sessions):
         for attempt in range(2):
             await LinkFanout(sessions, 100).write([link])
             await ClickFanout(sessions, 100).write(clicks)
@@ -182,8 +183,6 @@ async def owe_twice_across_a_restore(
                 if attempt == 0:
                     for statement in FORGET:
                         await conn.execute(statement, {"endpoint": endpoint_id})
-    finally:
-        await engine.dispose()
     return ids
 
 
